@@ -1,0 +1,28 @@
+// The typed API over libbpf. Everything in xlb that touches BPF goes through here.
+export { AddonMissingError } from './addon.js';
+export { ifIndex, tc, xdp } from './attach.js';
+export type { TcDirection, TcFilter, XdpAttachOptions, XdpMode, XdpState } from './attach.js';
+export * from './constants.js';
+export { isBpfError, isErrno } from './errors.js';
+export type { BpfError } from './errors.js';
+export { BpfMap, numPossibleCpus } from './map.js';
+export type { Batch, CreateMapOptions, MapInfo } from './map.js';
+export { inNetns } from './netns.js';
+export { BpfObject } from './object.js';
+export { BpfProgram } from './program.js';
+export type { TestRunOptions, TestRunResult } from './program.js';
+export { connectTcp, setSocketOption, setTcpMd5, socketFd } from './socket.js';
+export type { TcpConnectOptions } from './socket.js';
+
+import { unlinkSync } from 'node:fs';
+
+import { addon } from './addon.js';
+
+/** Removes a pin; the object lives on while a descriptor or attachment holds it. */
+export function unpin(path: string): void {
+  unlinkSync(path);
+}
+
+export function libbpfVersion(): string {
+  return addon().libbpfVersion();
+}

@@ -32,20 +32,41 @@ export const IPPROTO = {
 
 /**
  * Next-header values that introduce an IPv6 extension header (IANA "IPv6 Extension Header
- * Types"), all in the generic next-header/length layout. ESP is absent: its payload is
- * encrypted, so nothing after it can be parsed.
+ * Types"), all in the generic next-header/length layout, with the short names the dissector
+ * uses in field paths. ESP is absent: its payload is encrypted, so nothing after it parses.
  */
 export const IPV6_EXT_NAMES: ReadonlyMap<number, string> = new Map([
-  [IPPROTO.HOPOPTS, 'hop-by-hop'],
+  [IPPROTO.HOPOPTS, 'hbh'],
   [IPPROTO.ROUTING, 'routing'],
-  [IPPROTO.FRAGMENT, 'fragment'],
+  [IPPROTO.FRAGMENT, 'frag'],
   [IPPROTO.AH, 'ah'],
-  [IPPROTO.DSTOPTS, 'destination-options'],
+  [IPPROTO.DSTOPTS, 'dstopts'],
   [135, 'mobility'],
   [139, 'hip'],
   [140, 'shim6'],
-  [253, 'experimental-253'],
-  [254, 'experimental-254'],
+  [253, 'exp253'],
+  [254, 'exp254'],
+]);
+
+export const IP_PROTOCOL_NAMES: ReadonlyMap<number, string> = new Map([
+  ...IPV6_EXT_NAMES,
+  [IPPROTO.ICMP, 'icmp'],
+  [IPPROTO.IPIP, 'ipv4'],
+  [IPPROTO.TCP, 'tcp'],
+  [IPPROTO.UDP, 'udp'],
+  [IPPROTO.IPV6, 'ipv6'],
+  [50, 'esp'],
+  [IPPROTO.ICMPV6, 'icmpv6'],
+  [IPPROTO.NONE, 'none'],
+]);
+
+export const ETHERTYPE_NAMES: ReadonlyMap<number, string> = new Map([
+  [ETHERTYPE.IPV4, 'ipv4'],
+  [ETHERTYPE.IPV6, 'ipv6'],
+  [ETHERTYPE.VLAN, '802.1q'],
+  [ETHERTYPE.QINQ, '802.1ad'],
+  [ETHERTYPE.QINQ_LEGACY, 'qinq-9100'],
+  [0x0806, 'arp'],
 ]);
 
 export const TCP_FLAG_BITS = {

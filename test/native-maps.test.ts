@@ -1,0 +1,178 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { bpfObjectPath } from '../control/paths.js';
+import { BpfMap, BpfObject, BpfProgram, isBpfError, numPossibleCpus, unpin, XdpAction } from '../native/index.js';
+import { requirePrivileges } from './support/privileged.js';
+
+const u32 = (v: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+};
+const u64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+describe('BpfMap', () => {
+  let obj: BpfObject;
+  const pinDir = `/sys/fs/bpf/xlb-test-${randomBytes(4).toString('hex')}`;
+
+  beforeAll(() => {
+    requirePrivileges('native-maps');
+    obj = BpfObject.open(bpfObjectPath('test/fixture'));
+    obj.load();
+  });
+  afterAll(() => {
+    obj?.close();
+    rmSync(pinDir, { recursive: true, force: true });
+  });
+
+  it('looks up, updates and deletes in a hash map, honouring update modes', () => {
+    using map = obj.map('fixture_hash');
+    expect(map.info).toMatchObject({ type: 1, keySize: 4, valueSize: 8, maxEntries: 1024, perCpu: false, name: 'fixture_hash' });
+    expect(map.lookup(u32(7))).toBeUndefined();
+    map.update(u32(7), u64(70n), 'noExist');
+    expect(map.lookup(u32(7))).toEqual(u64(70n));
+    expect(() => map.update(u32(7), u64(71n), 'noExist')).toThrow(/EEXIST/);
+    expect(() => map.update(u32(8), u64(80n), 'exist')).toThrow(/ENOENT/);
+    map.update(u32(7), u64(71n), 'exist');
+    expect(map.lookup(u32(7))).toEqual(u64(71n));
+    expect(map.delete(u32(7))).toBe(true);
+    expect(map.delete(u32(7))).toBe(false);
+    expect(() => map.lookup(Buffer.alloc(3))).toThrow(/key is 3 bytes, the map's keys are 4/);
+    expect(() => map.update(u32(1), Buffer.alloc(4))).toThrow(/value is 4 bytes, the map's values are 8/);
+  });
+
+  it('iterates keys and entries, and batches updates, lookups and deletes', () => {
+    using map = obj.map('fixture_hash');
+    const entries = Array.from({ length: 1000 }, (_, i) => [u32(i), u64(BigInt(i) * 3n)] as const);
+    expect(map.updateBatch(entries)).toBe(1000);
+    const keys = [...map.keys()].map((k) => k.readUInt32LE(0)).sort((a, b) => a - b);
+    expect(keys).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    for (const [k, v] of map.entries()) expect(v.readBigUInt64LE(0)).toBe(BigInt(k.readUInt32LE(0)) * 3n);
+
+    const seen = new Map<number, bigint>();
+    let batches = 0;
+    for (const b of map.lookupBatches(128)) {
+      batches++;
+      b.keys.forEach((k, i) => seen.set(k.readUInt32LE(0), b.values[i]!.readBigUInt64LE(0)));
+    }
+    expect(batches).toBeGreaterThanOrEqual(8);
+    expect(seen.size).toBe(1000);
+    for (const [k, v] of seen) expect(v).toBe(BigInt(k) * 3n);
+
+    expect(map.deleteBatch(entries.map(([k]) => k))).toBe(1000);
+    expect([...map.keys()]).toEqual([]);
+    expect(() => map.deleteBatch([u32(5)])).toThrow(/ENOENT/);
+  });
+
+  it('returns one value per possible CPU for per-CPU maps, and writes them', () => {
+    const cpus = numPossibleCpus();
+    expect(cpus).toBeGreaterThanOrEqual(1);
+    using map = obj.map('fixture_percpu_hash');
+    expect(map.info.perCpu).toBe(true);
+    const values = Array.from({ length: cpus }, (_, i) => u32(100 + i));
+    map.updatePerCpu(u32(1), values);
+    expect(map.lookupPerCpu(u32(1))).toEqual(values);
+    expect(() => map.lookup(u32(1))).toThrow(/is per-CPU: use lookupPerCpu/);
+    expect(() => map.updatePerCpu(u32(2), values.slice(1))).toThrow(/CPUs possible/);
+    const all = [...map.entriesPerCpu()];
+    expect(all).toHaveLength(1);
+    expect(all[0]![1]).toEqual(values);
+    const batched = [...map.lookupBatches()];
+    expect(map.splitPerCpu(batched[0]!.values[0]!)).toEqual(values);
+  });
+
+  it('answers longest-prefix matches from an LPM trie', () => {
+    using map = obj.map('fixture_lpm');
+    const key = (prefix: number, a: number, b: number, c: number, d: number): Buffer => {
+      const k = Buffer.alloc(8);
+      k.writeUInt32LE(prefix, 0);
+      k.set([a, b, c, d], 4);
+      return k;
+    };
+    map.update(key(24, 192, 0, 2, 0), u32(24));
+    map.update(key(28, 192, 0, 2, 16), u32(28));
+    expect(map.lookup(key(32, 192, 0, 2, 17))).toEqual(u32(28));
+    expect(map.lookup(key(32, 192, 0, 2, 200))).toEqual(u32(24));
+    expect(map.lookup(key(32, 198, 51, 100, 1))).toBeUndefined();
+  });
+
+  it('evicts from an LRU hash instead of failing when full', () => {
+    using map = obj.map('fixture_lru');
+    for (let i = 0n; i < 2000n; i++) map.update(u64(i), u32(Number(i)));
+    const count = [...map.keys()].length;
+    expect(count).toBeGreaterThan(0);
+    expect(count).toBeLessThanOrEqual(map.info.maxEntries);
+    expect(map.lookup(u64(1999n))).toEqual(u32(1999));
+  });
+
+  it('swaps whole inner maps into an array-of-maps, and the program sees the new one', () => {
+    using prog = obj.program('fixture_mim');
+    using outer = obj.map('fixture_outer');
+    const inner = (v: number): BpfMap => {
+      const m = BpfMap.create({ type: 'array', name: 'test_inner', keySize: 4, valueSize: 4, maxEntries: 8 });
+      m.update(u32(0), u32(v));
+      return m;
+    };
+    const frame = Buffer.alloc(64);
+    expect(prog.testRun({ data: frame }).retval).toBe(XdpAction.drop); // no inner map yet
+    using first = inner(0x1111);
+    outer.setInnerMap(u32(0), first);
+    let r = prog.testRun({ data: frame });
+    expect(r.retval).toBe(XdpAction.tx);
+    expect(r.data.readUInt32LE(0)).toBe(0x1111);
+    using second = inner(0x2222);
+    outer.setInnerMap(u32(0), second);
+    r = prog.testRun({ data: frame });
+    expect(r.data.readUInt32LE(0)).toBe(0x2222);
+    using current = outer.innerMap(u32(0))!;
+    expect(current.info.id).toBe(second.info.id);
+    expect(outer.innerMap(u32(1))).toBeUndefined();
+    // A map with the wrong shape is refused by the kernel, not silently used.
+    using wrong = BpfMap.create({ type: 'array', name: 'wrong_inner', keySize: 4, valueSize: 8, maxEntries: 8 });
+    expect(() => outer.setInnerMap(u32(1), wrong)).toThrow(/EINVAL/);
+  });
+
+  it('pins, reopens and unpins maps and programs', () => {
+    mkdirSync(pinDir, { recursive: true });
+    using map = obj.map('fixture_array');
+    map.update(u32(3), u64(33n));
+    map.pin(`${pinDir}/array`);
+    using prog = obj.program('fixture_xdp');
+    prog.pin(`${pinDir}/prog`);
+
+    using again = BpfMap.openPinned(`${pinDir}/array`);
+    expect(again.info.id).toBe(map.info.id);
+    expect(again.lookup(u32(3))).toEqual(u64(33n));
+    using progAgain = BpfProgram.openPinned(`${pinDir}/prog`);
+    expect(progAgain.info.id).toBe(prog.info.id);
+
+    unpin(`${pinDir}/array`);
+    unpin(`${pinDir}/prog`);
+    let err: unknown;
+    try {
+      BpfMap.openPinned(`${pinDir}/array`);
+    } catch (e) {
+      err = e;
+    }
+    expect(isBpfError(err) && err.code).toBe('ENOENT');
+  });
+
+  it('reuses an existing map at load, so a new object shares its state', () => {
+    using shared = obj.map('fixture_percpu');
+    using second = BpfObject.open(bpfObjectPath('test/fixture'));
+    second.reuseMap('fixture_percpu', shared);
+    second.load();
+    using prog = second.program('fixture_xdp');
+    const before = shared.lookupPerCpu(u32(0))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+    prog.testRun({ data: Buffer.alloc(64), repeat: 5 });
+    const after = shared.lookupPerCpu(u32(0))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+    expect(after - before).toBe(5n);
+  });
+});

@@ -16,7 +16,8 @@ export function projectRoot(): string {
       if (pkg.name === 'xlb') return (cachedRoot = dir);
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the xlb project root above ' + import.meta.url);
+    if (parent === dir)
+      throw new Error('cannot find the xlb project root above ' + import.meta.url);
     dir = parent;
   }
 }

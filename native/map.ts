@@ -1,6 +1,12 @@
 // Typed access to one BPF map through a descriptor this object owns.
 import { addon, type RawMapInfo } from './addon.js';
-import { isPerCpuMapType, MapType, type MapTypeName, UpdateFlag, type UpdateMode } from './constants.js';
+import {
+  isPerCpuMapType,
+  MapType,
+  type MapTypeName,
+  UpdateFlag,
+  type UpdateMode,
+} from './constants.js';
 import { Descriptor } from './descriptor.js';
 
 export interface MapInfo extends RawMapInfo {
@@ -92,7 +98,9 @@ export class BpfMap extends Descriptor {
   private requirePerCpu(perCpu: boolean, op: string): void {
     if (this.info.perCpu !== perCpu) {
       const hint = this.info.perCpu ? `${op}PerCpu` : op.replace(/PerCpu$/, '');
-      throw new TypeError(`map ${this.info.name} is ${this.info.perCpu ? '' : 'not '}per-CPU: use ${hint}()`);
+      throw new TypeError(
+        `map ${this.info.name} is ${this.info.perCpu ? '' : 'not '}per-CPU: use ${hint}()`,
+      );
     }
   }
 
@@ -107,7 +115,9 @@ export class BpfMap extends Descriptor {
   private joinCpus(values: readonly Buffer[]): Buffer {
     const cpus = numPossibleCpus();
     if (values.length !== cpus) {
-      throw new RangeError(`map ${this.info.name}: ${values.length} per-CPU values given, ${cpus} CPUs possible`);
+      throw new RangeError(
+        `map ${this.info.name}: ${values.length} per-CPU values given, ${cpus} CPUs possible`,
+      );
     }
     const raw = Buffer.alloc(this.slotSize * cpus);
     values.forEach((v, i) => {
@@ -204,7 +214,13 @@ export class BpfMap extends Descriptor {
   *lookupBatches(batchSize = 256): Generator<Batch> {
     let token: Buffer | null = null;
     for (;;) {
-      const b = addon().mapLookupBatch(this.fd, token, this.info.keySize, this.valueBytes, batchSize);
+      const b = addon().mapLookupBatch(
+        this.fd,
+        token,
+        this.info.keySize,
+        this.valueBytes,
+        batchSize,
+      );
       if (b.count > 0) {
         const keys: Buffer[] = [];
         const values: Buffer[] = [];

@@ -1,6 +1,12 @@
 // One ELF object file: adjust before load, load, then take the programs and
 // maps out as independently owned descriptors.
-import { addon, type RawBpfObject, type RawGlobal, type RawMapSpec, type RawProgramSpec } from './addon.js';
+import {
+  addon,
+  type RawBpfObject,
+  type RawGlobal,
+  type RawMapSpec,
+  type RawProgramSpec,
+} from './addon.js';
 import { BpfMap } from './map.js';
 import { BpfProgram } from './program.js';
 
@@ -18,7 +24,10 @@ export class BpfObject implements Disposable {
   /** Opens (parses) an object file; nothing reaches the kernel until load(). */
   static open(path: string, objectName?: string): BpfObject {
     const Ctor = addon().BpfObject;
-    return new BpfObject(objectName === undefined ? new Ctor(path) : new Ctor(path, objectName), path);
+    return new BpfObject(
+      objectName === undefined ? new Ctor(path) : new Ctor(path, objectName),
+      path,
+    );
   }
 
   private get raw(): RawBpfObject {

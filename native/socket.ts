@@ -19,13 +19,23 @@ function family(address: string): 4 | 6 {
  * hands it to the connections it accepts). An empty key removes it. With
  * prefixLen, the key covers every peer in that prefix.
  */
-export function setTcpMd5(socketFd: number, peer: string, key: string | Buffer, prefixLen?: number): void {
+export function setTcpMd5(
+  socketFd: number,
+  peer: string,
+  key: string | Buffer,
+  prefixLen?: number,
+): void {
   const addr = ipaddr.parse(peer);
   const keyBytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
   addon().tcpMd5(socketFd, family(peer), Buffer.from(addr.toByteArray()), keyBytes, prefixLen);
 }
 
-export function setSocketOption(socketFd: number, level: number, name: number, value: number): void {
+export function setSocketOption(
+  socketFd: number,
+  level: number,
+  name: number,
+  value: number,
+): void {
   addon().setSockOptInt(socketFd, level, name, value);
 }
 

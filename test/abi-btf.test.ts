@@ -16,7 +16,9 @@ const entryObjects = (): string[] =>
 
 describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', () => {
   beforeAll(() => {
-    expect(entryObjects().length, 'no BPF objects built: run the set-up command').toBeGreaterThan(0);
+    expect(entryObjects().length, 'no BPF objects built: run the set-up command').toBeGreaterThan(
+      0,
+    );
   });
 
   it('agrees on every struct size, field offset and enum value, in every entry object', () => {
@@ -24,8 +26,12 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
   });
 
   it('mirrors at least the structs and enums the datapath uses today', () => {
-    expect(abiStructs.map((s) => s.cName)).toEqual(expect.arrayContaining(['xlb_counter', 'xlb_config']));
-    expect(abiEnums.map((e) => e.cName)).toEqual(expect.arrayContaining(['xlb_stat', 'xlb_config_flag']));
+    expect(abiStructs.map((s) => s.cName)).toEqual(
+      expect.arrayContaining(['xlb_counter', 'xlb_config']),
+    );
+    expect(abiEnums.map((e) => e.cName)).toEqual(
+      expect.arrayContaining(['xlb_stat', 'xlb_config_flag']),
+    );
   });
 
   it('catches a field whose size or offset drifted', () => {
@@ -47,11 +53,21 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
 
   it('catches missing and extra fields, missing structs and changed enum values', () => {
     const btf = Btf.fromObject(entryObjects()[0]!);
-    const missing = struct('xlb_config', { abi_version: u32, hash_seed: u32, mtu: u16, flags: u8, extra: u8 });
+    const missing = struct('xlb_config', {
+      abi_version: u32,
+      hash_seed: u32,
+      mtu: u16,
+      flags: u8,
+      extra: u8,
+    });
     const problems = compareStruct(btf, missing);
     expect(problems).toContain('xlb_config.extra: in TypeScript, not in C');
-    expect(problems.some((p) => p.includes('field node_ipv6 (offset 16) missing in TypeScript'))).toBe(true);
-    expect(compareStruct(btf, struct('xlb_nonexistent', { a: u32 }))).toEqual(['struct xlb_nonexistent: not in BTF']);
+    expect(
+      problems.some((p) => p.includes('field node_ipv6 (offset 16) missing in TypeScript')),
+    ).toBe(true);
+    expect(compareStruct(btf, struct('xlb_nonexistent', { a: u32 }))).toEqual([
+      'struct xlb_nonexistent: not in BTF',
+    ]);
     const renumbered = cEnum('xlb_stat', 'XLB_STAT_', { ...XlbStat.values, MALFORMED: 42 });
     expect(compareEnum(btf, renumbered)).toEqual(['XLB_STAT_MALFORMED: C 9, TypeScript 42']);
   });
@@ -59,12 +75,21 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
   it('encodes and decodes ABI structs losslessly', () => {
     const counter = { packets: 2n ** 63n + 5n, bytes: 123456789n };
     expect(XlbCounter.decode(XlbCounter.encode(counter))).toEqual(counter);
-    const config = { abi_version: 1, hash_seed: 0xffffffff, mtu: 1500, flags: 0, node_ipv4_be: '203.0.113.9', node_ipv6: '2001:db8::9' };
+    const config = {
+      abi_version: 1,
+      hash_seed: 0xffffffff,
+      mtu: 1500,
+      flags: 0,
+      node_ipv4_be: '203.0.113.9',
+      node_ipv6: '2001:db8::9',
+    };
     const bytes = XlbConfig.encode(config);
     expect(bytes.length).toBe(32);
     expect([...bytes.subarray(12, 16)]).toEqual([203, 0, 113, 9]); // network order
     expect(XlbConfig.decode(bytes)).toEqual(config);
     expect(() => XlbConfig.encode({ ...config, mtu: 70000 })).toThrow(/out of range/);
-    expect(() => XlbConfig.encode({ ...config, node_ipv4_be: '2001:db8::1' })).toThrow(/not an IPv4 address/);
+    expect(() => XlbConfig.encode({ ...config, node_ipv4_be: '2001:db8::1' })).toThrow(
+      /not an IPv4 address/,
+    );
   });
 });

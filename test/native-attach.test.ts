@@ -4,7 +4,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bpfObjectPath } from '../control/paths.js';
 import { Topology } from '../control/topology/topology.js';
-import { BpfObject, type BpfMap, type BpfProgram, ifIndex, inNetns, tc, XdpAction, xdp } from '../native/index.js';
+import {
+  BpfObject,
+  type BpfMap,
+  type BpfProgram,
+  ifIndex,
+  inNetns,
+  tc,
+  XdpAction,
+  xdp,
+} from '../native/index.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const u32 = (v: number): Buffer => {
@@ -22,9 +31,13 @@ function total(map: BpfMap, slot: number): bigint {
  * back, false when none did (exit 1); anything else is a broken test setup.
  */
 function ping(ns: string, to: string, count = 3): boolean {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', String(count), '-i', '0.2', '-W', '1', '-q', to], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', ns, 'ping', '-c', String(count), '-i', '0.2', '-W', '1', '-q', to],
+    {
+      encoding: 'utf8',
+    },
+  );
   if (r.status === 0) return true;
   if (r.status === 1) return false;
   throw new Error(`ping could not run (exit ${r.status}): ${r.error?.message ?? r.stderr}`);
@@ -68,13 +81,19 @@ describe('attaching programs to interfaces in network namespaces', () => {
     const ifindex = inNetns(b, () => ifIndex('eth0'));
     inNetns(b, () => xdp.attach(ifindex, pass.prog, 'native'));
     const state = inNetns(b, () => xdp.query(ifindex));
-    expect(state).toMatchObject({ mode: 1, progId: pass.prog.info.id, nativeProgId: pass.prog.info.id });
+    expect(state).toMatchObject({
+      mode: 1,
+      progId: pass.prog.info.id,
+      nativeProgId: pass.prog.info.id,
+    });
 
     expect(ping(a, '192.0.2.2')).toBe(true);
     expect(total(passStats, 0)).toBeGreaterThanOrEqual(3n);
 
     // noReplace refuses to displace a program that is already there.
-    expect(() => inNetns(b, () => xdp.attach(ifindex, drop.prog, 'native', { noReplace: true }))).toThrow(/EBUSY|EEXIST/);
+    expect(() =>
+      inNetns(b, () => xdp.attach(ifindex, drop.prog, 'native', { noReplace: true })),
+    ).toThrow(/EBUSY|EEXIST/);
     inNetns(b, () => xdp.attach(ifindex, drop.prog, 'native', { replacing: pass.prog }));
     expect(inNetns(b, () => xdp.query(ifindex)).progId).toBe(drop.prog.info.id);
     expect(ping(a, '192.0.2.2', 2)).toBe(false);
@@ -91,7 +110,10 @@ describe('attaching programs to interfaces in network namespaces', () => {
     using stats = obj.map('fixture_percpu');
     const ifindex = inNetns(a, () => ifIndex('eth0'));
     inNetns(a, () => xdp.attach(ifindex, prog, 'generic'));
-    expect(inNetns(a, () => xdp.query(ifindex))).toMatchObject({ mode: 2, genericProgId: prog.info.id });
+    expect(inNetns(a, () => xdp.query(ifindex))).toMatchObject({
+      mode: 2,
+      genericProgId: prog.info.id,
+    });
     expect(ping(a, '2001:db8::2')).toBe(true);
     expect(total(stats, 0)).toBeGreaterThanOrEqual(3n); // the echo replies arriving at a
     inNetns(a, () => xdp.detach(ifindex, 'generic'));
@@ -120,7 +142,11 @@ describe('attaching programs to interfaces in network namespaces', () => {
   });
 
   it('reports a missing interface by name', () => {
-    expect(() => inNetns(a, () => ifIndex('nope0'))).toThrow(/no interface 'nope0' in this namespace/);
-    expect(() => inNetns('xlb-missing-ns', () => 1)).toThrow(/open network namespace \/run\/netns\/xlb-missing-ns: No such file/);
+    expect(() => inNetns(a, () => ifIndex('nope0'))).toThrow(
+      /no interface 'nope0' in this namespace/,
+    );
+    expect(() => inNetns('xlb-missing-ns', () => 1)).toThrow(
+      /open network namespace \/run\/netns\/xlb-missing-ns: No such file/,
+    );
   });
 });

@@ -26,7 +26,15 @@ describe('descriptor hygiene', () => {
     templateProg.pin(`${pinDir}/prog`);
 
     const before = openFdCount();
-    const kinds = { objectLoads: 0, objectOpens: 0, mapCreates: 0, pinnedMaps: 0, pinnedProgs: 0, byId: 0, innerMaps: 0 };
+    const kinds = {
+      objectLoads: 0,
+      objectOpens: 0,
+      mapCreates: 0,
+      pinnedMaps: 0,
+      pinnedProgs: 0,
+      byId: 0,
+      innerMaps: 0,
+    };
     for (let i = 0; i < 10_000; i++) {
       switch (i % 10) {
         case 0: {
@@ -49,7 +57,13 @@ describe('descriptor hygiene', () => {
         }
         case 3:
         case 4: {
-          using m = BpfMap.create({ type: 'hash', name: 'leak_test', keySize: 4, valueSize: 4, maxEntries: 4 });
+          using m = BpfMap.create({
+            type: 'hash',
+            name: 'leak_test',
+            keySize: 4,
+            valueSize: 4,
+            maxEntries: 4,
+          });
           expect(m.fd).toBeGreaterThan(2);
           kinds.mapCreates++;
           break;
@@ -76,8 +90,21 @@ describe('descriptor hygiene', () => {
           break;
         }
         default: {
-          using inner = BpfMap.create({ type: 'array', name: 'leak_inner', keySize: 4, valueSize: 4, maxEntries: 8 });
-          using outer = BpfMap.create({ type: 'arrayOfMaps', name: 'leak_outer', keySize: 4, valueSize: 4, maxEntries: 2, innerMap: inner });
+          using inner = BpfMap.create({
+            type: 'array',
+            name: 'leak_inner',
+            keySize: 4,
+            valueSize: 4,
+            maxEntries: 8,
+          });
+          using outer = BpfMap.create({
+            type: 'arrayOfMaps',
+            name: 'leak_outer',
+            keySize: 4,
+            valueSize: 4,
+            maxEntries: 2,
+            innerMap: inner,
+          });
           outer.setInnerMap(Buffer.alloc(4), inner);
           using back = outer.innerMap(Buffer.alloc(4))!;
           expect(back.info.id).toBe(inner.info.id);
@@ -96,7 +123,13 @@ describe('descriptor hygiene', () => {
   });
 
   it('refuses to use a closed descriptor instead of touching a recycled one', () => {
-    const m = BpfMap.create({ type: 'array', name: 'closed_test', keySize: 4, valueSize: 4, maxEntries: 1 });
+    const m = BpfMap.create({
+      type: 'array',
+      name: 'closed_test',
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 1,
+    });
     m.close();
     expect(m.closed).toBe(true);
     expect(() => m.lookup(Buffer.alloc(4))).toThrow(/BpfMap is closed/);

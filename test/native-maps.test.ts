@@ -4,7 +4,15 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bpfObjectPath } from '../control/paths.js';
-import { BpfMap, BpfObject, BpfProgram, isBpfError, numPossibleCpus, unpin, XdpAction } from '../native/index.js';
+import {
+  BpfMap,
+  BpfObject,
+  BpfProgram,
+  isBpfError,
+  numPossibleCpus,
+  unpin,
+  XdpAction,
+} from '../native/index.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const u32 = (v: number): Buffer => {
@@ -34,7 +42,14 @@ describe('BpfMap', () => {
 
   it('looks up, updates and deletes in a hash map, honouring update modes', () => {
     using map = obj.map('fixture_hash');
-    expect(map.info).toMatchObject({ type: 1, keySize: 4, valueSize: 8, maxEntries: 1024, perCpu: false, name: 'fixture_hash' });
+    expect(map.info).toMatchObject({
+      type: 1,
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1024,
+      perCpu: false,
+      name: 'fixture_hash',
+    });
     expect(map.lookup(u32(7))).toBeUndefined();
     map.update(u32(7), u64(70n), 'noExist');
     expect(map.lookup(u32(7))).toEqual(u64(70n));
@@ -45,7 +60,9 @@ describe('BpfMap', () => {
     expect(map.delete(u32(7))).toBe(true);
     expect(map.delete(u32(7))).toBe(false);
     expect(() => map.lookup(Buffer.alloc(3))).toThrow(/key is 3 bytes, the map's keys are 4/);
-    expect(() => map.update(u32(1), Buffer.alloc(4))).toThrow(/value is 4 bytes, the map's values are 8/);
+    expect(() => map.update(u32(1), Buffer.alloc(4))).toThrow(
+      /value is 4 bytes, the map's values are 8/,
+    );
   });
 
   it('iterates keys and entries, and batches updates, lookups and deletes', () => {
@@ -54,7 +71,8 @@ describe('BpfMap', () => {
     expect(map.updateBatch(entries)).toBe(1000);
     const keys = [...map.keys()].map((k) => k.readUInt32LE(0)).sort((a, b) => a - b);
     expect(keys).toEqual(Array.from({ length: 1000 }, (_, i) => i));
-    for (const [k, v] of map.entries()) expect(v.readBigUInt64LE(0)).toBe(BigInt(k.readUInt32LE(0)) * 3n);
+    for (const [k, v] of map.entries())
+      expect(v.readBigUInt64LE(0)).toBe(BigInt(k.readUInt32LE(0)) * 3n);
 
     const seen = new Map<number, bigint>();
     let batches = 0;
@@ -116,7 +134,13 @@ describe('BpfMap', () => {
     using prog = obj.program('fixture_mim');
     using outer = obj.map('fixture_outer');
     const inner = (v: number): BpfMap => {
-      const m = BpfMap.create({ type: 'array', name: 'test_inner', keySize: 4, valueSize: 4, maxEntries: 8 });
+      const m = BpfMap.create({
+        type: 'array',
+        name: 'test_inner',
+        keySize: 4,
+        valueSize: 4,
+        maxEntries: 8,
+      });
       m.update(u32(0), u32(v));
       return m;
     };
@@ -135,7 +159,13 @@ describe('BpfMap', () => {
     expect(current.info.id).toBe(second.info.id);
     expect(outer.innerMap(u32(1))).toBeUndefined();
     // A map with the wrong shape is refused by the kernel, not silently used.
-    using wrong = BpfMap.create({ type: 'array', name: 'wrong_inner', keySize: 4, valueSize: 8, maxEntries: 8 });
+    using wrong = BpfMap.create({
+      type: 'array',
+      name: 'wrong_inner',
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 8,
+    });
     expect(() => outer.setInnerMap(u32(1), wrong)).toThrow(/EINVAL/);
   });
 

@@ -21,13 +21,30 @@ describe('BpfObject', () => {
     expect(obj.programs().find((p) => p.name === 'fixture_tc')?.section).toBe('tc');
     const maps = obj.maps().filter((m) => !m.internal);
     expect(maps.map((m) => m.name).sort()).toEqual(
-      ['fixture_array', 'fixture_hash', 'fixture_lpm', 'fixture_lru', 'fixture_outer', 'fixture_percpu', 'fixture_percpu_hash'].sort(),
+      [
+        'fixture_array',
+        'fixture_hash',
+        'fixture_lpm',
+        'fixture_lru',
+        'fixture_outer',
+        'fixture_percpu',
+        'fixture_percpu_hash',
+      ].sort(),
     );
-    expect(obj.globals()).toContainEqual({ section: '.rodata', name: 'fixture_verdict', offset: expect.any(Number) as number, size: 4 });
+    expect(obj.globals()).toContainEqual({
+      section: '.rodata',
+      name: 'fixture_verdict',
+      offset: expect.any(Number) as number,
+      size: 4,
+    });
   });
 
   it('sets a read-only global before load, and the program acts on it', () => {
-    for (const [verdict, name] of [[XdpAction.drop, 'drop'], [XdpAction.tx, 'tx'], [XdpAction.pass, 'pass']] as const) {
+    for (const [verdict, name] of [
+      [XdpAction.drop, 'drop'],
+      [XdpAction.tx, 'tx'],
+      [XdpAction.pass, 'pass'],
+    ] as const) {
       using obj = BpfObject.open(bpfObjectPath('test/fixture'));
       obj.setGlobal('fixture_verdict', u32(verdict));
       obj.load();
@@ -38,7 +55,14 @@ describe('BpfObject', () => {
 
   it('loads the xlb XDP object with its config global and reads it back from .rodata', () => {
     using obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
-    const config = { abi_version: ABI_VERSION, hash_seed: 0xdeadbeef, mtu: 9000, flags: 0, node_ipv4_be: '192.0.2.7', node_ipv6: '2001:db8::7' };
+    const config = {
+      abi_version: ABI_VERSION,
+      hash_seed: 0xdeadbeef,
+      mtu: 9000,
+      flags: 0,
+      node_ipv4_be: '192.0.2.7',
+      node_ipv6: '2001:db8::7',
+    };
     obj.setGlobal('xlb_config', XlbConfig.encode(config));
     obj.load();
     const rodata = obj.maps().find((m) => m.internal && m.name.endsWith('.rodata'));
@@ -51,8 +75,12 @@ describe('BpfObject', () => {
 
   it('rejects wrong sizes and unknown names with clear errors', () => {
     using obj = BpfObject.open(bpfObjectPath('test/fixture'));
-    expect(() => obj.setGlobal('fixture_verdict', Buffer.alloc(2))).toThrow(/is 4 bytes, value has 2/);
-    expect(() => obj.setGlobal('no_such_global', u32(1))).toThrow(/no global variable named 'no_such_global'/);
+    expect(() => obj.setGlobal('fixture_verdict', Buffer.alloc(2))).toThrow(
+      /is 4 bytes, value has 2/,
+    );
+    expect(() => obj.setGlobal('no_such_global', u32(1))).toThrow(
+      /no global variable named 'no_such_global'/,
+    );
     expect(() => obj.program('no_such_prog')).toThrow(/no program named 'no_such_prog'/);
     expect(() => obj.map('fixture_hash')).toThrow(/load first/);
     obj.load();
@@ -71,7 +99,9 @@ describe('BpfObject', () => {
     if (!isBpfError(err)) return;
     expect(err.errno).toBe(2);
     expect(err.code).toBe('ENOENT');
-    expect(err.message).toMatch(/open BPF object \/nonexistent\/xlb\.o: No such file or directory \(ENOENT, errno 2\)/);
+    expect(err.message).toMatch(
+      /open BPF object \/nonexistent\/xlb\.o: No such file or directory \(ENOENT, errno 2\)/,
+    );
   });
 
   it('carries the verifier log when the kernel rejects a program', () => {

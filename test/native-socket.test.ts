@@ -41,7 +41,9 @@ describe('TCP MD5 signatures (RFC 2385) on loopback', () => {
   });
 
   it('connects when both ends sign with the same key', async () => {
-    expect(await attempt({ host: '127.0.0.1', port, md5Key: 'xlb-secret', ttl: 255 })).toBe('hello');
+    expect(await attempt({ host: '127.0.0.1', port, md5Key: 'xlb-secret', ttl: 255 })).toBe(
+      'hello',
+    );
   });
 
   it('never completes a handshake with a wrong key or none', async () => {
@@ -50,7 +52,9 @@ describe('TCP MD5 signatures (RFC 2385) on loopback', () => {
   });
 
   it('validates keys and addresses before they reach the kernel', () => {
-    expect(() => setTcpMd5(socketFd(server), '127.0.0.1', 'x'.repeat(81))).toThrow(/at most 80 bytes/);
+    expect(() => setTcpMd5(socketFd(server), '127.0.0.1', 'x'.repeat(81))).toThrow(
+      /at most 80 bytes/,
+    );
     expect(() => setTcpMd5(socketFd(server), 'not-an-ip', 'k')).toThrow();
   });
 });

@@ -35,7 +35,9 @@ export class Btf {
   }
 
   static fromObject(path: string): Btf {
-    const json = JSON.parse(run('bpftool', ['btf', 'dump', 'file', path, '-j'])) as { types: BtfType[] };
+    const json = JSON.parse(run('bpftool', ['btf', 'dump', 'file', path, '-j'])) as {
+      types: BtfType[];
+    };
     return new Btf(json.types);
   }
 
@@ -94,7 +96,8 @@ export function compareStruct(btf: Btf, codec: StructCodec<unknown>): string[] {
   const c = btf.struct(codec.cName);
   if (!c) return [`struct ${codec.cName}: not in BTF`];
   const out: string[] = [];
-  if (c.size !== codec.size) out.push(`struct ${codec.cName}: size C ${c.size}, TypeScript ${codec.size}`);
+  if (c.size !== codec.size)
+    out.push(`struct ${codec.cName}: size C ${c.size}, TypeScript ${codec.size}`);
   const ts = new Map(codec.fields.map((f) => [f.name, f]));
   for (const m of c.members) {
     const f = ts.get(m.name);
@@ -102,8 +105,10 @@ export function compareStruct(btf: Btf, codec: StructCodec<unknown>): string[] {
       out.push(`struct ${codec.cName}: field ${m.name} (offset ${m.offset}) missing in TypeScript`);
       continue;
     }
-    if (f.offset !== m.offset) out.push(`${codec.cName}.${m.name}: offset C ${m.offset}, TypeScript ${f.offset}`);
-    if (f.size !== m.size) out.push(`${codec.cName}.${m.name}: size C ${m.size}, TypeScript ${f.size}`);
+    if (f.offset !== m.offset)
+      out.push(`${codec.cName}.${m.name}: offset C ${m.offset}, TypeScript ${f.offset}`);
+    if (f.size !== m.size)
+      out.push(`${codec.cName}.${m.name}: size C ${m.size}, TypeScript ${f.size}`);
     ts.delete(m.name);
   }
   for (const name of ts.keys()) out.push(`${codec.cName}.${name}: in TypeScript, not in C`);
@@ -138,7 +143,10 @@ export function checkAbi(objectPath: string): string[] {
     ...abiStructs.flatMap((s) => compareStruct(btf, s as StructCodec<unknown>)),
     ...abiEnums.flatMap((e) => compareEnum(btf, e)),
   ];
-  const mirrored = new Set<string>([...abiStructs.map((s) => s.cName), ...abiEnums.map((e) => e.cName)]);
+  const mirrored = new Set<string>([
+    ...abiStructs.map((s) => s.cName),
+    ...abiEnums.map((e) => e.cName),
+  ]);
   for (const name of [...btf.names('STRUCT'), ...btf.names('ENUM')]) {
     if (name.startsWith('xlb_') && name !== ANCHOR_STRUCT && !mirrored.has(name)) {
       out.push(`${name}: in C (bpf/include/xlb_abi.h), not mirrored in control/datapath/abi.ts`);

@@ -77,7 +77,14 @@ export const ipv6: FieldType<string> = {
 
 /** Explicit padding: always written as zeros, read as nothing useful. */
 export function pad(size: number): FieldType<null> {
-  return { kind: `pad${size}`, size, align: 1, zero: null, read: () => null, write: (b, o) => void b.fill(0, o, o + size) };
+  return {
+    kind: `pad${size}`,
+    size,
+    align: 1,
+    zero: null,
+    read: () => null,
+    write: (b, o) => void b.fill(0, o, o + size),
+  };
 }
 
 export function bytes(size: number): FieldType<Buffer> {
@@ -96,7 +103,9 @@ export function bytes(size: number): FieldType<Buffer> {
 
 type FieldMap = Record<string, FieldType<unknown>>;
 type Decoded<F extends FieldMap> = {
-  [K in keyof F as F[K] extends FieldType<null> ? never : K]: F[K] extends FieldType<infer T> ? T : never;
+  [K in keyof F as F[K] extends FieldType<null> ? never : K]: F[K] extends FieldType<infer T>
+    ? T
+    : never;
 };
 
 export interface FieldLayout {
@@ -128,7 +137,11 @@ export function struct<F extends FieldMap>(cName: string, fields: F): StructCode
     align = Math.max(align, type.align);
   }
   const size = alignUp(offset, align);
-  const entries = Object.entries(fields).map(([name, type], i) => ({ name, type, offset: layout[i]!.offset }));
+  const entries = Object.entries(fields).map(([name, type], i) => ({
+    name,
+    type,
+    offset: layout[i]!.offset,
+  }));
   const zero = Object.fromEntries(
     entries.filter((e) => e.type.zero !== null).map((e) => [e.name, e.type.zero]),
   ) as Decoded<F>;
@@ -180,6 +193,10 @@ export interface EnumMirror<N extends string> {
   readonly values: Readonly<Record<N, number>>;
 }
 
-export function cEnum<N extends string>(cName: string, prefix: string, values: Record<N, number>): EnumMirror<N> {
+export function cEnum<N extends string>(
+  cName: string,
+  prefix: string,
+  values: Record<N, number>,
+): EnumMirror<N> {
   return { cName, prefix, values };
 }

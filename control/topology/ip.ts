@@ -33,7 +33,10 @@ export function inNs(ns: string, program: string, ...args: string[]): string {
 
 /** Like inNs but never throws: for cleanup paths and probes. */
 export function tryInNs(ns: string, program: string, ...args: string[]): boolean {
-  const r = spawnSync('ip', ['netns', 'exec', ns, program, ...args], { stdio: 'ignore', timeout: 30_000 });
+  const r = spawnSync('ip', ['netns', 'exec', ns, program, ...args], {
+    stdio: 'ignore',
+    timeout: 30_000,
+  });
   return r.status === 0;
 }
 

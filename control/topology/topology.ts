@@ -41,7 +41,20 @@ export class Topology {
    * address detection is switched off so addresses work at once.
    */
   addVeth(a: VethEnd, b: VethEnd): void {
-    ip('link', 'add', a.ifname, 'netns', a.ns, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.ns);
+    ip(
+      'link',
+      'add',
+      a.ifname,
+      'netns',
+      a.ns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      b.ifname,
+      'netns',
+      b.ns,
+    );
     // Deleting the namespace deletes the pair too; this covers the case
     // where the namespaces outlive the topology.
     this.undo.push({
@@ -54,10 +67,26 @@ export class Topology {
   }
 
   private configure(end: VethEnd): void {
-    run('ip', ['netns', 'exec', end.ns, 'sysctl', '-qw', `net.ipv6.conf.${end.ifname}.accept_dad=0`]);
+    run('ip', [
+      'netns',
+      'exec',
+      end.ns,
+      'sysctl',
+      '-qw',
+      `net.ipv6.conf.${end.ifname}.accept_dad=0`,
+    ]);
     if (end.mac) ip('-n', end.ns, 'link', 'set', end.ifname, 'address', end.mac);
     for (const addr of end.addresses ?? []) {
-      ip('-n', end.ns, 'addr', 'add', addr, 'dev', end.ifname, ...(addr.includes(':') ? ['nodad'] : []));
+      ip(
+        '-n',
+        end.ns,
+        'addr',
+        'add',
+        addr,
+        'dev',
+        end.ifname,
+        ...(addr.includes(':') ? ['nodad'] : []),
+      );
     }
     ip('-n', end.ns, 'link', 'set', end.ifname, 'up');
   }
@@ -82,7 +111,8 @@ export class Topology {
         failures.push(`${step.what}: ${(e as Error).message}`);
       }
     }
-    if (failures.length > 0) throw new Error(`cleanup left something behind:\n${failures.join('\n')}`);
+    if (failures.length > 0)
+      throw new Error(`cleanup left something behind:\n${failures.join('\n')}`);
   }
 
   [Symbol.dispose](): void {

@@ -75,8 +75,8 @@ int ErrnoOf(int ret) {
 void ThrowErrno(Napi::Env env, const std::string& what, int err) {
   std::string log = LibbpfLog::Take();
   std::string verifier = ExtractVerifierLog(log);
-  std::string msg = what + ": " + strerror(err) + " (" + ErrnoName(err) + ", errno " +
-                    std::to_string(err) + ")";
+  std::string msg =
+      what + ": " + strerror(err) + " (" + ErrnoName(err) + ", errno " + std::to_string(err) + ")";
   if (!log.empty()) {
     // The verifier log can be huge; the message keeps its tail, where the
     // rejected instruction is, and the property keeps all of it.

@@ -180,9 +180,9 @@ Napi::Value CreateMap(const Napi::CallbackInfo& info) {
   opts.map_flags = ArgU32(info, 5, "flags");
   if (!IsAbsent(info, 6)) opts.inner_map_fd = ArgU32(info, 6, "innerMapFd");
   LibbpfLog::Clear();
-  int fd = bpf_map_create(static_cast<enum bpf_map_type>(type), name.c_str(),
-                          ArgU32(info, 2, "keySize"), ArgU32(info, 3, "valueSize"),
-                          ArgU32(info, 4, "maxEntries"), &opts);
+  int fd =
+      bpf_map_create(static_cast<enum bpf_map_type>(type), name.c_str(), ArgU32(info, 2, "keySize"),
+                     ArgU32(info, 3, "valueSize"), ArgU32(info, 4, "maxEntries"), &opts);
   if (fd < 0) ThrowErrno(env, "create map '" + name + "'", ErrnoOf(fd));
   return Napi::Number::New(env, fd);
 }

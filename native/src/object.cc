@@ -15,7 +15,8 @@ namespace xlb {
 namespace {
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 int DupFd(Napi::Env env, int fd, const std::string& what) {
@@ -183,8 +184,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       if (g.name != name) continue;
       if (value.Length() != g.size) {
         throw Napi::RangeError::New(env, "global '" + name + "' is " + std::to_string(g.size) +
-                                             " bytes, value has " +
-                                             std::to_string(value.Length()));
+                                             " bytes, value has " + std::to_string(value.Length()));
       }
       bpf_map* map = SectionMap(env, g.section);
       size_t size = 0;

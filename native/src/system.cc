@@ -119,8 +119,8 @@ Napi::Value SetSockOptInt(const Napi::CallbackInfo& info) {
   int name = ArgI32(info, 2, "name");
   int value = ArgI32(info, 3, "value");
   if (setsockopt(fd, level, name, &value, sizeof value) != 0) {
-    ThrowErrno(info.Env(), "setsockopt(" + std::to_string(level) + ", " + std::to_string(name) + ")",
-               errno);
+    ThrowErrno(info.Env(),
+               "setsockopt(" + std::to_string(level) + ", " + std::to_string(name) + ")", errno);
   }
   return info.Env().Undefined();
 }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs and builds everything xlb needs on a Debian 12 machine, as root.
+# Idempotent: each step checks first, so a second run with nothing changed
+# takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------
+packages=(
+  clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool  # BPF objects and the addon
+  make g++ python3                                     # node-gyp
+  clang-format                                         # C formatting check
+  iproute2 iputils-ping tcpdump                        # namespaces, veths, traffic
+  python3-scapy                                        # independent packet encoder for tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  [ "$(id -u)" = 0 ] || { log "need root to install: ${missing[*]}"; exit 1; }
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+# --- BPF filesystem (pinned maps and programs) -----------------------------
+if [ "$(id -u)" = 0 ] && ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
+
+# --- npm dependencies -------------------------------------------------------
+mkdir -p .setup
+npm_hash=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat .setup/npm 2>/dev/null)" != "$npm_hash" ]; then
+  log 'installing npm dependencies'
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$npm_hash" >.setup/npm
+fi
+
+# --- the addon --------------------------------------------------------------
+# Build against the headers of the Node that runs xlb: this machine has no
+# internet to download them.
+addon=native/build/Release/xlb_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
+  log 'building the native addon'
+  prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  nodedir=()
+  [ -f "$prefix/include/node/node_api.h" ] && nodedir=(--nodedir="$prefix")
+  (cd native && ../node_modules/.bin/node-gyp rebuild "${nodedir[@]}" --loglevel=error >/dev/null)
+fi
+
+# --- BPF objects and TypeScript ---------------------------------------------
+make -s -C bpf >/dev/null
+node_modules/.bin/tsc -p tsconfig.build.json
+chmod +x dist/control/cli/main.js

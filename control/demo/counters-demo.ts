@@ -13,7 +13,7 @@ import { bpfObjectPath } from '../paths.js';
 import { BPFFS } from '../system/bpffs.js';
 import { preflight } from '../system/preflight.js';
 import { Topology } from '../topology/topology.js';
-import { renderTable } from './table.js';
+import { renderTable } from '../cli/table.js';
 
 export interface DemoTraffic {
   pings: number;

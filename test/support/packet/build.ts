@@ -8,13 +8,24 @@ import type { PseudoAddresses } from './checksum.js';
 import type { EncodeEnv } from './encode-env.js';
 import { encodeIcmp, encodeIcmpv6, encodeQuote } from './encode-icmp.js';
 import { encodeIPv4, encodeIPv6 } from './encode-ip.js';
-import { encodeFrag6, encodeIPv6Ext, encodeOptionsHeader, encodeRouting } from './encode-ipv6ext.js';
+import {
+  encodeFrag6,
+  encodeIPv6Ext,
+  encodeOptionsHeader,
+  encodeRouting,
+} from './encode-ipv6ext.js';
 import { encodeEth, encodeVlan } from './encode-link.js';
 import { encodeTcp, encodeUdp } from './encode-transport.js';
 import { sourceRouteFinalDst } from './ipv4-options.js';
 import { encodeTlvOptions, homeAddressOf } from './ipv6-options.js';
 import { defaultSegmentsLeft, routingData, routingFinalDst } from './ipv6-routing.js';
-import { frag6, type Frag6Layer, type FragmentSlice, type IPv4Layer, type Layer } from './layers.js';
+import {
+  frag6,
+  type Frag6Layer,
+  type FragmentSlice,
+  type IPv4Layer,
+  type Layer,
+} from './layers.js';
 
 function encodeLayer(layer: Layer, env: EncodeEnv): Buffer {
   switch (layer.kind) {
@@ -55,11 +66,17 @@ function encodeLayer(layer: Layer, env: EncodeEnv): Buffer {
  * except that a source route or routing header substitutes the final destination and a
  * Mobile IPv6 home address option the source, as the receiver will see them.
  */
-function pseudoAfter(current: PseudoAddresses | undefined, layer: Layer): PseudoAddresses | undefined {
+function pseudoAfter(
+  current: PseudoAddresses | undefined,
+  layer: Layer,
+): PseudoAddresses | undefined {
   switch (layer.kind) {
     case 'ipv4': {
       const options = toBuffer(layer.options ?? []);
-      return { src: parseIPv4(layer.src), dst: sourceRouteFinalDst(options) ?? parseIPv4(layer.dst) };
+      return {
+        src: parseIPv4(layer.src),
+        dst: sourceRouteFinalDst(options) ?? parseIPv4(layer.dst),
+      };
     }
     case 'ipv6':
       return { src: parseIPv6(layer.src), dst: parseIPv6(layer.dst) };

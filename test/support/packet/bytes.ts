@@ -28,10 +28,6 @@ export function hex16(value: number): string {
   return `0x${value.toString(16).padStart(4, '0')}`;
 }
 
-export function concat(parts: readonly Uint8Array[]): Buffer {
-  return Buffer.concat(parts);
-}
-
 /** Smallest d >= 0 such that (pos + d) is congruent to `y` modulo `x` (RFC 8200 "xn+y"). */
 export function alignmentPadding(pos: number, x: number, y: number): number {
   return (((y - pos) % x) + x) % x;

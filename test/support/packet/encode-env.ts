@@ -92,14 +92,24 @@ export function carriedPart(
   slice: FragmentSlice | undefined,
   raw: { offset: number | undefined; more: boolean },
 ): Carried {
+  if (slice !== undefined && raw.offset !== undefined) {
+    throw new Error(`${owner}: give either a slice or a raw fragment offset, not both`);
+  }
   const offset = slice?.offset ?? raw.offset ?? 0;
-  if (offset % 8 !== 0) throw new RangeError(`${owner}: fragment offset ${offset} is not a multiple of 8`);
+  if (offset % 8 !== 0) {
+    throw new RangeError(`${owner}: fragment offset ${offset} is not a multiple of 8`);
+  }
   checkUint(`${owner} fragment offset / 8`, offset / 8, 13);
   if (slice === undefined) return { data: rest, offset, more: raw.more };
-  if (raw.offset !== undefined) throw new Error(`${owner}: give either a slice or a raw offset`);
   const end = slice.length === undefined ? rest.length : offset + slice.length;
   if (end > rest.length || offset > end) {
-    throw new RangeError(`${owner}: slice [${offset}, ${end}) is outside the ${rest.length}-byte payload`);
+    throw new RangeError(
+      `${owner}: slice [${offset}, ${end}) is outside the ${rest.length}-byte payload`,
+    );
   }
-  return { data: rest.subarray(offset, end), offset, more: slice.more ?? (raw.more || end < rest.length) };
+  return {
+    data: rest.subarray(offset, end),
+    offset,
+    more: slice.more ?? (raw.more || end < rest.length),
+  };
 }

@@ -27,7 +27,10 @@ function icmpMessage(layer: IcmpLayer | Icmpv6Layer, env: EncodeEnv): Buffer {
 
 export function encodeIcmp(layer: IcmpLayer, env: EncodeEnv): Buffer {
   const message = icmpMessage(layer, env);
-  message.writeUInt16BE(finalChecksum(layer, 'icmp', () => icmpChecksum(message)), 2);
+  message.writeUInt16BE(
+    finalChecksum(layer, 'icmp', () => icmpChecksum(message)),
+    2,
+  );
   return message;
 }
 

@@ -33,11 +33,17 @@ export function encodeIPv4(layer: IPv4Layer, env: EncodeEnv): Buffer {
   header.writeUInt16BE(checkUint('ipv4 id', layer.id ?? 0, 16), 4);
   header.writeUInt16BE(ipv4FlagBits(layer, carried.more) | (carried.offset / 8), 6);
   header.writeUInt8(checkUint('ipv4 ttl', layer.ttl ?? 64, 8), 8);
-  header.writeUInt8(checkUint('ipv4 protocol', layer.protocol ?? protocolAfter(env.next, 'ipv4'), 8), 9);
+  header.writeUInt8(
+    checkUint('ipv4 protocol', layer.protocol ?? protocolAfter(env.next, 'ipv4'), 8),
+    9,
+  );
   header.set(parseIPv4(layer.src), 12);
   header.set(parseIPv4(layer.dst), 16);
   options.copy(header, 20);
-  header.writeUInt16BE(finalChecksum(layer, 'ipv4', () => ipv4HeaderChecksum(header)), 10);
+  header.writeUInt16BE(
+    finalChecksum(layer, 'ipv4', () => ipv4HeaderChecksum(header)),
+    10,
+  );
   return Buffer.concat([header, carried.data]);
 }
 
@@ -48,7 +54,10 @@ export function encodeIPv6(layer: IPv6Layer, env: EncodeEnv): Buffer {
   header.writeUInt32BE(((6 << 28) | (trafficClass << 20) | flowLabel) >>> 0, 0);
   const length = layer.payloadLength ?? env.rest.length;
   header.writeUInt16BE(checkUint('ipv6 payload length', length, 16), 4);
-  header.writeUInt8(checkUint('ipv6 next header', layer.nextHeader ?? protocolAfter(env.next, 'ipv6'), 8), 6);
+  header.writeUInt8(
+    checkUint('ipv6 next header', layer.nextHeader ?? protocolAfter(env.next, 'ipv6'), 8),
+    6,
+  );
   header.writeUInt8(checkUint('ipv6 hop limit', layer.hopLimit ?? 64, 8), 7);
   header.set(parseIPv6(layer.src), 8);
   header.set(parseIPv6(layer.dst), 24);

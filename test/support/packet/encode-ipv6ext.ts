@@ -30,7 +30,10 @@ function extHeader(layer: ExtFields, env: EncodeEnv, type: number, body: Buffer)
   }
   const length = layer.hdrExtLen ?? total / unit - (unit === 4 ? 2 : 1);
   const nextHeader = layer.nextHeader ?? protocolAfter(env.next, layer.kind);
-  const head = Buffer.from([checkUint('next header', nextHeader, 8), checkUint('hdr ext len', length, 8)]);
+  const head = Buffer.from([
+    checkUint('next header', nextHeader, 8),
+    checkUint('hdr ext len', length, 8),
+  ]);
   return Buffer.concat([head, body, env.rest]);
 }
 
@@ -59,7 +62,10 @@ export function encodeFrag6(layer: Frag6Layer, env: EncodeEnv): Buffer {
     more: layer.more ?? false,
   });
   const header = Buffer.alloc(8);
-  header.writeUInt8(checkUint('frag6 next header', layer.nextHeader ?? protocolAfter(env.next, 'frag6'), 8), 0);
+  header.writeUInt8(
+    checkUint('frag6 next header', layer.nextHeader ?? protocolAfter(env.next, 'frag6'), 8),
+    0,
+  );
   header.writeUInt16BE(carried.offset | (carried.more ? 1 : 0), 2);
   header.writeUInt32BE(checkUint('frag6 id', layer.id ?? 0, 32), 4);
   return Buffer.concat([header, carried.data]);

@@ -13,7 +13,8 @@ export function routingData(layer: RoutingLayer): Buffer {
   const addresses = (layer.addresses ?? []).map(parseIPv6);
   // Types 0 and 2 have a reserved word here; SRv6 has last-entry, flags and tag (RFC 8754).
   const fixed = Buffer.alloc(4);
-  if (layer.routingType === SRH) fixed.writeUInt8(checkUint('SRH last entry', addresses.length - 1, 8), 0);
+  if (layer.routingType === SRH)
+    fixed.writeUInt8(checkUint('SRH last entry', addresses.length - 1, 8), 0);
   return Buffer.concat([fixed, ...addresses]);
 }
 

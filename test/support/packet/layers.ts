@@ -3,7 +3,7 @@
 // in by the encoders, so a layer object can also be written or spread by hand.
 
 import { parseIPv6 } from './addr.js';
-import type { BytesLike } from './bytes.js';
+import { checkUint, type BytesLike } from './bytes.js';
 import type { IPv4Flag, TcpFlag } from './numbers.js';
 
 /**
@@ -239,14 +239,15 @@ interface EchoSpec extends ChecksumControl {
   readonly reply?: boolean;
 }
 
-const idSeq = (id: number, seq: number): number => id * 0x10000 + seq;
+const idSeq = (id: number, seq: number): number =>
+  checkUint('echo id', id, 16) * 0x10000 + checkUint('echo seq', seq, 16);
 
 export const icmpEcho = ({ id, seq, reply, ...ck }: EchoSpec): IcmpLayer =>
   icmp({ type: reply ? 0 : 8, code: 0, rest: idSeq(id, seq), ...ck });
 
 /** Destination unreachable, fragmentation needed (type 3 code 4) with the next-hop MTU (RFC 1191). */
 export const icmpFragNeeded = ({ mtu, ...ck }: { mtu: number } & ChecksumControl): IcmpLayer =>
-  icmp({ type: 3, code: 4, rest: mtu, ...ck });
+  icmp({ type: 3, code: 4, rest: checkUint('next-hop mtu', mtu, 16), ...ck });
 
 export const icmpv6Echo = ({ id, seq, reply, ...ck }: EchoSpec): Icmpv6Layer =>
   icmpv6({ type: reply ? 129 : 128, code: 0, rest: idSeq(id, seq), ...ck });
@@ -254,7 +255,8 @@ export const icmpv6Echo = ({ id, seq, reply, ...ck }: EchoSpec): Icmpv6Layer =>
 export const icmpv6PacketTooBig = ({
   mtu,
   ...ck
-}: { mtu: number } & ChecksumControl): Icmpv6Layer => icmpv6({ type: 2, code: 0, rest: mtu, ...ck });
+}: { mtu: number } & ChecksumControl): Icmpv6Layer =>
+  icmpv6({ type: 2, code: 0, rest: mtu, ...ck });
 
 /** The offending packet inside an ICMP/ICMPv6 error, truncated the way routers do by default. */
 export const quote = (...layers: Layer[]): QuoteLayer => ({ kind: 'quote', layers });

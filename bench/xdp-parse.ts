@@ -1,7 +1,7 @@
 // Cost of xlb's XDP program per packet, measured in the kernel with
 // BPF_PROG_TEST_RUN, against the smallest useful XDP program (one per-CPU
 // counter, then pass) as the baseline, in the same run on the same frame.
-import { ABI_VERSION, XlbConfig } from '../control/datapath/abi.js';
+import { loadDatapath } from '../control/datapath/load.js';
 import { bpfObjectPath } from '../control/paths.js';
 import { requireRoot } from '../control/system/privileges.js';
 import { BpfObject, type BpfProgram } from '../native/index.js';
@@ -35,20 +35,8 @@ async function nsPerPacket(prog: BpfProgram, frame: Buffer): Promise<number> {
 
 export async function run(): Promise<Figure[]> {
   requireRoot('the xdp-parse benchmark');
-  using xlbObj = BpfObject.open(bpfObjectPath('xlb_xdp'));
-  xlbObj.setGlobal(
-    'xlb_config',
-    XlbConfig.encode({
-      abi_version: ABI_VERSION,
-      hash_seed: 0,
-      mtu: 1500,
-      flags: 0,
-      node_ipv4_be: '0.0.0.0',
-      node_ipv6: '::',
-    }),
-  );
-  xlbObj.load();
-  using xlb = xlbObj.program('xlb_xdp');
+  using datapath = loadDatapath();
+  const xlb = datapath.xdp;
   using baseObj = BpfObject.open(bpfObjectPath('test/fixture'));
   baseObj.load();
   using base = baseObj.program('fixture_xdp');

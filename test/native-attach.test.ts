@@ -14,16 +14,11 @@ import {
   XdpAction,
   xdp,
 } from '../native/index.js';
+import { u32le } from './support/bytes.js';
 import { requirePrivileges } from './support/privileged.js';
 
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v);
-  return b;
-};
-
 function total(map: BpfMap, slot: number): bigint {
-  return map.lookupPerCpu(u32(slot))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+  return map.lookupPerCpu(u32le(slot))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
 }
 
 /**
@@ -45,7 +40,7 @@ function ping(ns: string, to: string, count = 3): boolean {
 
 function loadFixture(verdict: number): { obj: BpfObject; prog: BpfProgram } {
   const obj = BpfObject.open(bpfObjectPath('test/fixture'));
-  obj.setGlobal('fixture_verdict', u32(verdict));
+  obj.setGlobal('fixture_verdict', u32le(verdict));
   obj.load();
   return { obj, prog: obj.program('fixture_xdp') };
 }

@@ -13,18 +13,8 @@ import {
   unpin,
   XdpAction,
 } from '../native/index.js';
+import { u32le, u64le } from './support/bytes.js';
 import { requirePrivileges } from './support/privileged.js';
-
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v);
-  return b;
-};
-const u64 = (v: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(v);
-  return b;
-};
 
 describe('BpfMap', () => {
   let obj: BpfObject;
@@ -50,24 +40,27 @@ describe('BpfMap', () => {
       perCpu: false,
       name: 'fixture_hash',
     });
-    expect(map.lookup(u32(7))).toBeUndefined();
-    map.update(u32(7), u64(70n), 'noExist');
-    expect(map.lookup(u32(7))).toEqual(u64(70n));
-    expect(() => map.update(u32(7), u64(71n), 'noExist')).toThrow(/EEXIST/);
-    expect(() => map.update(u32(8), u64(80n), 'exist')).toThrow(/ENOENT/);
-    map.update(u32(7), u64(71n), 'exist');
-    expect(map.lookup(u32(7))).toEqual(u64(71n));
-    expect(map.delete(u32(7))).toBe(true);
-    expect(map.delete(u32(7))).toBe(false);
+    expect(map.lookup(u32le(7))).toBeUndefined();
+    map.update(u32le(7), u64le(70n), 'noExist');
+    expect(map.lookup(u32le(7))).toEqual(u64le(70n));
+    expect(() => map.update(u32le(7), u64le(71n), 'noExist')).toThrow(/EEXIST/);
+    expect(() => map.update(u32le(8), u64le(80n), 'exist')).toThrow(/ENOENT/);
+    map.update(u32le(7), u64le(71n), 'exist');
+    expect(map.lookup(u32le(7))).toEqual(u64le(71n));
+    expect(map.delete(u32le(7))).toBe(true);
+    expect(map.delete(u32le(7))).toBe(false);
     expect(() => map.lookup(Buffer.alloc(3))).toThrow(/key is 3 bytes, the map's keys are 4/);
-    expect(() => map.update(u32(1), Buffer.alloc(4))).toThrow(
+    expect(() => map.update(u32le(1), Buffer.alloc(4))).toThrow(
       /value is 4 bytes, the map's values are 8/,
     );
   });
 
   it('iterates keys and entries, and batches updates, lookups and deletes', () => {
     using map = obj.map('fixture_hash');
-    const entries = Array.from({ length: 1000 }, (_, i) => [u32(i), u64(BigInt(i) * 3n)] as const);
+    const entries = Array.from(
+      { length: 1000 },
+      (_, i) => [u32le(i), u64le(BigInt(i) * 3n)] as const,
+    );
     expect(map.updateBatch(entries)).toBe(1000);
     const keys = [...map.keys()].map((k) => k.readUInt32LE(0)).sort((a, b) => a - b);
     expect(keys).toEqual(Array.from({ length: 1000 }, (_, i) => i));
@@ -86,7 +79,7 @@ describe('BpfMap', () => {
 
     expect(map.deleteBatch(entries.map(([k]) => k))).toBe(1000);
     expect([...map.keys()]).toEqual([]);
-    expect(() => map.deleteBatch([u32(5)])).toThrow(/ENOENT/);
+    expect(() => map.deleteBatch([u32le(5)])).toThrow(/ENOENT/);
   });
 
   it('returns one value per possible CPU for per-CPU maps, and writes them', () => {
@@ -94,11 +87,11 @@ describe('BpfMap', () => {
     expect(cpus).toBeGreaterThanOrEqual(1);
     using map = obj.map('fixture_percpu_hash');
     expect(map.info.perCpu).toBe(true);
-    const values = Array.from({ length: cpus }, (_, i) => u32(100 + i));
-    map.updatePerCpu(u32(1), values);
-    expect(map.lookupPerCpu(u32(1))).toEqual(values);
-    expect(() => map.lookup(u32(1))).toThrow(/is per-CPU: use lookupPerCpu/);
-    expect(() => map.updatePerCpu(u32(2), values.slice(1))).toThrow(/CPUs possible/);
+    const values = Array.from({ length: cpus }, (_, i) => u32le(100 + i));
+    map.updatePerCpu(u32le(1), values);
+    expect(map.lookupPerCpu(u32le(1))).toEqual(values);
+    expect(() => map.lookup(u32le(1))).toThrow(/is per-CPU: use lookupPerCpu/);
+    expect(() => map.updatePerCpu(u32le(2), values.slice(1))).toThrow(/CPUs possible/);
     const all = [...map.entriesPerCpu()];
     expect(all).toHaveLength(1);
     expect(all[0]![1]).toEqual(values);
@@ -114,20 +107,20 @@ describe('BpfMap', () => {
       k.set([a, b, c, d], 4);
       return k;
     };
-    map.update(key(24, 192, 0, 2, 0), u32(24));
-    map.update(key(28, 192, 0, 2, 16), u32(28));
-    expect(map.lookup(key(32, 192, 0, 2, 17))).toEqual(u32(28));
-    expect(map.lookup(key(32, 192, 0, 2, 200))).toEqual(u32(24));
+    map.update(key(24, 192, 0, 2, 0), u32le(24));
+    map.update(key(28, 192, 0, 2, 16), u32le(28));
+    expect(map.lookup(key(32, 192, 0, 2, 17))).toEqual(u32le(28));
+    expect(map.lookup(key(32, 192, 0, 2, 200))).toEqual(u32le(24));
     expect(map.lookup(key(32, 198, 51, 100, 1))).toBeUndefined();
   });
 
   it('evicts from an LRU hash instead of failing when full', () => {
     using map = obj.map('fixture_lru');
-    for (let i = 0n; i < 2000n; i++) map.update(u64(i), u32(Number(i)));
+    for (let i = 0n; i < 2000n; i++) map.update(u64le(i), u32le(Number(i)));
     const count = [...map.keys()].length;
     expect(count).toBeGreaterThan(0);
     expect(count).toBeLessThanOrEqual(map.info.maxEntries);
-    expect(map.lookup(u64(1999n))).toEqual(u32(1999));
+    expect(map.lookup(u64le(1999n))).toEqual(u32le(1999));
   });
 
   it('swaps whole inner maps into an array-of-maps, and the program sees the new one', () => {
@@ -141,23 +134,23 @@ describe('BpfMap', () => {
         valueSize: 4,
         maxEntries: 8,
       });
-      m.update(u32(0), u32(v));
+      m.update(u32le(0), u32le(v));
       return m;
     };
     const frame = Buffer.alloc(64);
     expect(prog.testRun({ data: frame }).retval).toBe(XdpAction.drop); // no inner map yet
     using first = inner(0x1111);
-    outer.setInnerMap(u32(0), first);
+    outer.setInnerMap(u32le(0), first);
     let r = prog.testRun({ data: frame });
     expect(r.retval).toBe(XdpAction.tx);
     expect(r.data.readUInt32LE(0)).toBe(0x1111);
     using second = inner(0x2222);
-    outer.setInnerMap(u32(0), second);
+    outer.setInnerMap(u32le(0), second);
     r = prog.testRun({ data: frame });
     expect(r.data.readUInt32LE(0)).toBe(0x2222);
-    using current = outer.innerMap(u32(0))!;
+    using current = outer.innerMap(u32le(0))!;
     expect(current.info.id).toBe(second.info.id);
-    expect(outer.innerMap(u32(1))).toBeUndefined();
+    expect(outer.innerMap(u32le(1))).toBeUndefined();
     // A map with the wrong shape is refused by the kernel, not silently used.
     using wrong = BpfMap.create({
       type: 'array',
@@ -166,20 +159,20 @@ describe('BpfMap', () => {
       valueSize: 8,
       maxEntries: 8,
     });
-    expect(() => outer.setInnerMap(u32(1), wrong)).toThrow(/EINVAL/);
+    expect(() => outer.setInnerMap(u32le(1), wrong)).toThrow(/EINVAL/);
   });
 
   it('pins, reopens and unpins maps and programs', () => {
     mkdirSync(pinDir, { recursive: true });
     using map = obj.map('fixture_array');
-    map.update(u32(3), u64(33n));
+    map.update(u32le(3), u64le(33n));
     map.pin(`${pinDir}/array`);
     using prog = obj.program('fixture_xdp');
     prog.pin(`${pinDir}/prog`);
 
     using again = BpfMap.openPinned(`${pinDir}/array`);
     expect(again.info.id).toBe(map.info.id);
-    expect(again.lookup(u32(3))).toEqual(u64(33n));
+    expect(again.lookup(u32le(3))).toEqual(u64le(33n));
     using progAgain = BpfProgram.openPinned(`${pinDir}/prog`);
     expect(progAgain.info.id).toBe(prog.info.id);
 
@@ -200,9 +193,9 @@ describe('BpfMap', () => {
     second.reuseMap('fixture_percpu', shared);
     second.load();
     using prog = second.program('fixture_xdp');
-    const before = shared.lookupPerCpu(u32(0))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+    const before = shared.lookupPerCpu(u32le(0))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
     prog.testRun({ data: Buffer.alloc(64), repeat: 5 });
-    const after = shared.lookupPerCpu(u32(0))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+    const after = shared.lookupPerCpu(u32le(0))!.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
     expect(after - before).toBe(5n);
   });
 });

@@ -3,13 +3,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { XlbConfig, ABI_VERSION } from '../control/datapath/abi.js';
 import { bpfObjectPath } from '../control/paths.js';
 import { BpfObject, isBpfError, XdpAction } from '../native/index.js';
+import { u32le } from './support/bytes.js';
 import { requirePrivileges } from './support/privileged.js';
 
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v);
-  return b;
-};
 const frame = Buffer.alloc(64, 0xab);
 
 describe('BpfObject', () => {
@@ -46,7 +42,7 @@ describe('BpfObject', () => {
       [XdpAction.pass, 'pass'],
     ] as const) {
       using obj = BpfObject.open(bpfObjectPath('test/fixture'));
-      obj.setGlobal('fixture_verdict', u32(verdict));
+      obj.setGlobal('fixture_verdict', u32le(verdict));
       obj.load();
       using prog = obj.program('fixture_xdp');
       expect(prog.testRun({ data: frame }).retval, name).toBe(verdict);
@@ -78,13 +74,13 @@ describe('BpfObject', () => {
     expect(() => obj.setGlobal('fixture_verdict', Buffer.alloc(2))).toThrow(
       /is 4 bytes, value has 2/,
     );
-    expect(() => obj.setGlobal('no_such_global', u32(1))).toThrow(
+    expect(() => obj.setGlobal('no_such_global', u32le(1))).toThrow(
       /no global variable named 'no_such_global'/,
     );
     expect(() => obj.program('no_such_prog')).toThrow(/no program named 'no_such_prog'/);
     expect(() => obj.map('fixture_hash')).toThrow(/load first/);
     obj.load();
-    expect(() => obj.setGlobal('fixture_verdict', u32(1))).toThrow(/only possible before load/);
+    expect(() => obj.setGlobal('fixture_verdict', u32le(1))).toThrow(/only possible before load/);
     expect(() => obj.load()).toThrow(/only possible before load/);
   });
 
@@ -136,8 +132,8 @@ describe('BpfObject', () => {
     using map = obj.map('fixture_hash');
     obj.close();
     expect(() => obj.programs()).toThrow(/closed/);
-    map.update(u32(1), Buffer.alloc(8, 1));
-    expect(map.lookup(u32(1))).toEqual(Buffer.alloc(8, 1));
+    map.update(u32le(1), Buffer.alloc(8, 1));
+    expect(map.lookup(u32le(1))).toEqual(Buffer.alloc(8, 1));
     expect(prog.testRun({ data: frame }).retval).toBe(XdpAction.pass);
   });
 
@@ -150,7 +146,7 @@ describe('BpfObject', () => {
     expect(r.retval).toBe(XdpAction.pass);
     expect(r.durationNs).toBeGreaterThan(0);
     expect(r.data).toEqual(frame);
-    const perCpu = stats.lookupPerCpu(u32(0))!;
+    const perCpu = stats.lookupPerCpu(u32le(0))!;
     const total = perCpu.reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
     expect(total).toBe(1000n);
   });

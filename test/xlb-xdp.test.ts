@@ -2,10 +2,10 @@
 // and the counter each frame lands in, for well-formed and broken input.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ABI_VERSION, XlbConfig, type XlbStatName } from '../control/datapath/abi.js';
+import type { XlbStatName } from '../control/datapath/abi.js';
+import { loadDatapath, type LoadedDatapath } from '../control/datapath/load.js';
 import { readStats } from '../control/datapath/stats.js';
-import { bpfObjectPath } from '../control/paths.js';
-import { BpfObject, type BpfMap, type BpfProgram } from '../native/index.js';
+import type { BpfMap, BpfProgram } from '../native/index.js';
 import {
   eth,
   hopByHop,
@@ -137,33 +137,17 @@ const cases: Case[] = [
 ];
 
 describe('xlb_xdp: classify and count', () => {
-  let obj: BpfObject;
+  let datapath: LoadedDatapath;
   let prog: BpfProgram;
   let stats: BpfMap;
 
   beforeAll(() => {
     requirePrivileges('xlb-xdp');
-    obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
-    obj.setGlobal(
-      'xlb_config',
-      XlbConfig.encode({
-        abi_version: ABI_VERSION,
-        hash_seed: 1,
-        mtu: 1500,
-        flags: 0,
-        node_ipv4_be: '198.51.100.1',
-        node_ipv6: '2001:db8::100',
-      }),
-    );
-    obj.load();
-    prog = obj.program('xlb_xdp');
-    stats = obj.map('xlb_stats');
+    datapath = loadDatapath({ hashSeed: 1, nodeIPv4: '198.51.100.1', nodeIPv6: '2001:db8::100' });
+    prog = datapath.xdp;
+    stats = datapath.stats;
   });
-  afterAll(() => {
-    stats?.close();
-    prog?.close();
-    obj?.close();
-  });
+  afterAll(() => datapath?.close());
 
   const totals = (): Map<XlbStatName, { packets: bigint; bytes: bigint }> =>
     new Map(readStats(stats).map((r) => [r.name, { packets: r.packets, bytes: r.bytes }]));

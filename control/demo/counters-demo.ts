@@ -6,8 +6,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { BpfMap, BpfObject, ifIndex, inNetns, xdp } from '../../native/index.js';
-import { ABI_VERSION, XlbConfig, type XlbStatName } from '../datapath/abi.js';
+import { BpfMap, ifIndex, inNetns, xdp } from '../../native/index.js';
+import type { XlbStatName } from '../datapath/abi.js';
+import { loadDatapath } from '../datapath/load.js';
 import { readStats, type StatRow } from '../datapath/stats.js';
 import { bpfObjectPath } from '../paths.js';
 import { BPFFS } from '../system/bpffs.js';
@@ -112,35 +113,18 @@ export async function runCountersDemo(
     );
 
     print('[2/5] xlb XDP program loaded and attached to the receiving veth');
-    const objectPath = bpfObjectPath('xlb_xdp');
-    const obj = BpfObject.open(objectPath);
-    topo.onDestroy('close BPF object', () => obj.close());
-    obj.setGlobal(
-      'xlb_config',
-      XlbConfig.encode({
-        abi_version: ABI_VERSION,
-        hash_seed: 0,
-        mtu: 1500,
-        flags: 0,
-        node_ipv4_be: NODE.v4,
-        node_ipv6: NODE.v6,
-      }),
-    );
-    obj.load();
-    const prog = obj.program('xlb_xdp');
-    topo.onDestroy('close program', () => prog.close());
+    const datapath = loadDatapath({ nodeIPv4: NODE.v4, nodeIPv6: NODE.v6 });
+    topo.onDestroy('close datapath', () => datapath.close());
+    const prog = datapath.xdp;
     const ifindex = inNetns(node, () => ifIndex('eth0'));
     inNetns(node, () => xdp.attach(ifindex, prog, 'native'));
     topo.onDestroy('detach XDP', () => inNetns(node, () => xdp.detach(ifindex, 'native')));
     const pinDir = `${BPFFS}/xlb-demo-${topo.tag}`;
     mkdirSync(pinDir);
     topo.onDestroy(`remove ${pinDir}`, () => rmSync(pinDir, { recursive: true, force: true }));
-    {
-      using stats = obj.map('xlb_stats');
-      stats.pin(`${pinDir}/xlb_stats`);
-    }
+    datapath.stats.pin(`${pinDir}/xlb_stats`);
     print(
-      `      ${objectPath}: program ${prog.info.name} id ${prog.info.id}, native XDP on ${node}/eth0 (ifindex ${ifindex})`,
+      `      ${bpfObjectPath('xlb_xdp')}: program ${prog.info.name} id ${prog.info.id}, native XDP on ${node}/eth0 (ifindex ${ifindex})`,
     );
     print(`      counters pinned at ${pinDir}/xlb_stats`);
 

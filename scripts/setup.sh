@@ -41,6 +41,20 @@ if [ ! -d node_modules ] || [ "$(cat .setup/npm 2>/dev/null)" != "$npm_hash" ]; 
   echo "$npm_hash" >.setup/npm
 fi
 
+# --- Node 24 for the compatibility test -------------------------------------
+# xlb runs on Node 20 and 24 (the container image uses 24). The machine has
+# 20; the npm registry carries official Node binaries as node-linux-<arch>.
+node24=.setup/node24/bin/node
+if [ ! -x "$node24" ]; then
+  log 'fetching Node 24 for the compatibility test'
+  arch=$(node -p 'process.arch')
+  rm -rf .setup/node24 .setup/node24-pack && mkdir -p .setup/node24-pack
+  tarball=$(cd .setup/node24-pack && npm pack "node-linux-$arch@24" --silent 2>/dev/null | tail -n 1)
+  tar -xzf ".setup/node24-pack/$tarball" -C .setup/node24-pack
+  mv .setup/node24-pack/package .setup/node24
+  rm -rf .setup/node24-pack
+fi
+
 # --- the addon --------------------------------------------------------------
 # Build against the headers of the Node that runs xlb: this machine has no
 # internet to download them.

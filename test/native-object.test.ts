@@ -137,6 +137,25 @@ describe('BpfObject', () => {
     expect(prog.testRun({ data: frame }).retval).toBe(XdpAction.pass);
   });
 
+  it('passes an XDP context in and reads it back out', () => {
+    using obj = BpfObject.open(bpfObjectPath('test/fixture'));
+    obj.load();
+    using prog = obj.program('fixture_xdp');
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+    const ctx = (ifindex: number): Buffer => {
+      const c = Buffer.alloc(24);
+      c.writeUInt32LE(frame.length, 4);
+      c.writeUInt32LE(ifindex, 12);
+      return c;
+    };
+    const r = prog.testRun({ data: frame, ctx: ctx(1), ctxOutSize: 24 });
+    expect(r.retval).toBe(XdpAction.pass);
+    expect(r.ctx.readUInt32LE(4)).toBe(frame.length);
+    expect(r.ctx.readUInt32LE(12)).toBe(1); // lo
+    // An interface that does not exist is refused, not silently ignored.
+    expect(() => prog.testRun({ data: frame, ctx: ctx(987654), ctxOutSize: 24 })).toThrow(/ENODEV|EINVAL/);
+  });
+
   it('runs a program asynchronously with repeat and reports a duration', async () => {
     using obj = BpfObject.open(bpfObjectPath('test/fixture'));
     obj.load();

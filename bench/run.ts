@@ -4,6 +4,7 @@ import { report, type Figure } from './results.js';
 
 const benchmarks: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
   'xdp-parse': () => import('./xdp-parse.js'),
+  pktgen: () => import('./pktgen.js'),
 };
 
 const name = process.argv[2];

@@ -1,59 +1,183 @@
-/* XDP entry point on the node's uplink.
+/* XDP entry point on the node's uplink: the load balancer's packet walk.
  *
- * Today it classifies every frame and counts it, then lets it pass: the
- * foundation the load balancer's packet walk (frontend lookup, Maglev,
- * DNAT/encapsulation) is built on. */
+ *   not IP / not for a VIP ............................ XDP_PASS, untouched
+ *   IPIP / IPv6-in-IPv6 to this node .................. decapsulate, then as below,
+ *                                                       delivered on this node only
+ *   VIP: fragment, bad extension, TTL <= 1, bad header  XDP_DROP (reason counted)
+ *   VIP: ICMP fragmentation-needed / packet-too-big ... to the backend owning the
+ *                                                       quoted flow
+ *   VIP: TCP/UDP -> frontend -> source ranges -> conntrack or Maglev -> backend
+ *        backend on this node ......................... DNAT, XDP_PASS (the CNI
+ *                                                       routes it to the pod)
+ *        backend elsewhere ............................ IPIP / IPv6-in-IPv6 to its
+ *                                                       node, XDP_TX or redirect
+ *        too big to encapsulate ....................... ICMP too-big back (DF), or drop
+ *
+ * Every packet ends in exactly one xlb_outcomes or xlb_drops slot. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "xlb_abi.h"
+#include "config.h"
+#include "counters.h"
+#include "encap.h"
+#include "icmp.h"
+#include "lb.h"
+#include "maps.h"
+#include "nat.h"
 #include "parse.h"
-#include "stats.h"
 
 XLB_ABI_ANCHOR;
 
-const volatile struct xlb_config xlb_config = {
-    .abi_version = XLB_ABI_VERSION,
-    .mtu = 1500,
+struct verdict {
+  int action;
+  int outcome; /* enum xlb_outcome, or -1 */
+  int drop;    /* enum xlb_drop, or -1 */
 };
 
-static __always_inline enum xlb_stat classify(const struct packet *p) {
-  int v6 = p->l3_proto == ETH_P_IPV6;
-  switch (p->l4_proto) {
-    case IPPROTO_TCP:
-      return v6 ? XLB_STAT_IPV6_TCP : XLB_STAT_IPV4_TCP;
-    case IPPROTO_UDP:
-      return v6 ? XLB_STAT_IPV6_UDP : XLB_STAT_IPV4_UDP;
-    case IPPROTO_ICMP:
-      return v6 ? XLB_STAT_IPV6_OTHER : XLB_STAT_IPV4_ICMP;
-    case IPPROTO_ICMPV6:
-      return v6 ? XLB_STAT_IPV6_ICMP : XLB_STAT_IPV4_OTHER;
-    default:
-      return v6 ? XLB_STAT_IPV6_OTHER : XLB_STAT_IPV4_OTHER;
+static __always_inline int finish(struct verdict *v, __u64 bytes) {
+  if (v->drop >= 0) {
+    counter_add(&xlb_drops, v->drop, bytes);
+    return XDP_DROP;
   }
+  counter_add(&xlb_outcomes, v->outcome, bytes);
+  return v->action;
+}
+
+static __always_inline void drop(struct verdict *v, enum xlb_drop reason) {
+  v->action = XDP_DROP;
+  v->drop = reason;
+}
+
+static __always_inline void outcome(struct verdict *v, int action, enum xlb_outcome o) {
+  v->action = action;
+  v->outcome = o;
+}
+
+/* Sends the current frame to `node` in a tunnel, or answers too-big. */
+static __always_inline void tunnel(struct xdp_md *ctx, struct packet *p, const __u8 *node,
+                                   __u32 hash, int icmp_ok, struct verdict *v) {
+  if (p->l3_len + encap_overhead(p->family) > xlb_config.mtu) {
+    int df = 1;
+    if (p->family == XLB_FAMILY_IPV4) {
+      struct iphdr *ip = p->data + (p->l3_off & XLB_OFF_MASK);
+      if ((void *)(ip + 1) > p->data_end) return drop(v, XLB_DROP_MALFORMED);
+      df = (bpf_ntohs(ip->frag_off) & IPV4_DF) != 0;
+    }
+    if (icmp_ok && df && (xlb_config.flags & XLB_CONFIG_F_ICMP_TOO_BIG)) {
+      if (!send_too_big(ctx, p)) return drop(v, XLB_DROP_HEADROOM);
+      return outcome(v, XDP_TX, XLB_OUT_ICMP_TOO_BIG);
+    }
+    return drop(v, XLB_DROP_TOO_BIG);
+  }
+  if (!encapsulate(ctx, p, node, hash)) return drop(v, XLB_DROP_HEADROOM);
+  v->action = fib_forward(ctx, p->family, &v->outcome, &v->drop);
+}
+
+/* An ICMP error sent to a VIP: deliver it to whoever owns the quoted flow. */
+static __always_inline void icmp_error(struct xdp_md *ctx, struct packet *p, int decapsulated,
+                                       struct verdict *v) {
+  struct icmp_quote q = {};
+  if (!parse_quote(p, &q)) return drop(v, XLB_DROP_ICMP_UNMATCHED);
+  struct xlb_service *svc = frontend_lookup(q.flow.dst, q.flow.dport_be, q.flow.proto, p->family);
+  if (!svc) return drop(v, XLB_DROP_ICMP_UNMATCHED);
+  struct selection sel = {};
+  if (!select_backend(&q.flow, svc, 0, &sel, p->len)) return drop(v, XLB_DROP_NO_BACKEND);
+  if (sel.backend->family != p->family) return drop(v, XLB_DROP_NO_BACKEND);
+  if (sel.backend->flags & XLB_BACKEND_F_LOCAL) {
+    if (!icmp_to_pod(p, &q, sel.backend)) return drop(v, XLB_DROP_MALFORMED);
+    return outcome(v, XDP_PASS, XLB_OUT_ICMP_LOCAL);
+  }
+  if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
+  count_event(XLB_EV_ICMP_ENCAP, p->len);
+  tunnel(ctx, p, sel.backend->node_addr, hash_flow(&q.flow, svc), 0, v);
+}
+
+/* Traffic addressed to a VIP. */
+static __always_inline void balance(struct xdp_md *ctx, struct packet *p, int decapsulated,
+                                    struct verdict *v) {
+  if (p->fragment) return drop(v, XLB_DROP_FRAGMENT);
+  if (p->ext_unsupported) return drop(v, XLB_DROP_IPV6_EXTENSION);
+  if (p->ttl <= 1) return drop(v, XLB_DROP_TTL_EXPIRED);
+  if (p->options) count_event(XLB_EV_IPV4_OPTIONS, p->len);
+
+  if (p->l4_proto == IPPROTO_ICMP || p->l4_proto == IPPROTO_ICMPV6) {
+    if ((p->l4_proto == IPPROTO_ICMP) != (p->family == XLB_FAMILY_IPV4))
+      return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
+    enum icmp_kind kind = icmp_kind(p);
+    if (kind == ICMP_KIND_INVALID) return drop(v, XLB_DROP_MALFORMED);
+    if (kind != ICMP_KIND_TOO_BIG) return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
+    return icmp_error(ctx, p, decapsulated, v);
+  }
+  if (p->l4_proto != IPPROTO_TCP && p->l4_proto != IPPROTO_UDP)
+    return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
+  if (parse_ports(p) != PARSE_OK) return drop(v, XLB_DROP_MALFORMED);
+
+  struct xlb_service *svc = frontend_lookup(p->key.dst, p->key.dport_be, p->key.proto, p->family);
+  if (!svc) return drop(v, XLB_DROP_NO_FRONTEND);
+  if (!source_allowed(svc, p->key.src, p->family)) return drop(v, XLB_DROP_SOURCE_RANGE);
+
+  struct selection sel = {};
+  if (!select_backend(&p->key, svc, 1, &sel, p->len)) return drop(v, XLB_DROP_NO_BACKEND);
+  struct xlb_backend *b = sel.backend;
+  if (b->family != p->family) return drop(v, XLB_DROP_NO_BACKEND);
+  lb_count(&xlb_service_stats, svc->id, p->len, sel.new_flow);
+  lb_count(&xlb_backend_stats, sel.backend_id, p->len, sel.new_flow);
+
+  if (b->flags & XLB_BACKEND_F_LOCAL) {
+    if (sel.new_flow || sel.refreshed) record_reverse(&p->key, b, svc->id);
+    if (!dnat(p, b->addr, b->port_be)) return drop(v, XLB_DROP_MALFORMED);
+    return outcome(v, XDP_PASS, XLB_OUT_LOCAL);
+  }
+  if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
+  tunnel(ctx, p, b->node_addr, hash_flow(&p->key, svc), 1, v);
 }
 
 SEC("xdp")
 int xlb_xdp(struct xdp_md *ctx) {
-  struct packet p = {
-      .data = (void *)(long)ctx->data,
-      .data_end = (void *)(long)ctx->data_end,
-  };
-  __u64 len = p.data_end - p.data;
+  struct verdict v = {.action = XDP_PASS, .outcome = -1, .drop = -1};
+  struct packet p;
+  packet_init(&p, (void *)(long)ctx->data, (void *)(long)ctx->data_end);
+  __u64 bytes = p.len;
+
   enum parse_result r = parse_l2(&p);
-  if (r == PARSE_OK) r = parse_l3(&p);
-  switch (r) {
-    case PARSE_OK:
-      stat_add(classify(&p), len);
-      break;
-    case PARSE_NOT_IP:
-      stat_add(XLB_STAT_NON_IP, len);
-      break;
-    default:
-      stat_add(XLB_STAT_MALFORMED, len);
-      break;
+  if (r != PARSE_OK) {
+    outcome(&v, XDP_PASS, r == PARSE_NOT_IP ? XLB_OUT_PASS_NOT_IP : XLB_OUT_PASS_UNPARSED);
+    return finish(&v, bytes);
   }
-  return XDP_PASS;
+  if (parse_l3(&p) != PARSE_OK) {
+    outcome(&v, XDP_PASS, XLB_OUT_PASS_UNPARSED);
+    return finish(&v, bytes);
+  }
+
+  int decapsulated = 0;
+  if (for_decap(&p)) {
+    if (p.fragment) {
+      drop(&v, XLB_DROP_FRAGMENT);
+      return finish(&v, bytes);
+    }
+    if (!decapsulate(ctx, &p)) {
+      drop(&v, XLB_DROP_HEADROOM);
+      return finish(&v, bytes);
+    }
+    count_event(XLB_EV_DECAPSULATED, bytes);
+    decapsulated = 1;
+    packet_init(&p, (void *)(long)ctx->data, (void *)(long)ctx->data_end);
+    if (parse_l2(&p) != PARSE_OK || parse_l3(&p) != PARSE_OK) {
+      drop(&v, XLB_DROP_MALFORMED);
+      return finish(&v, bytes);
+    }
+  }
+
+  if (!vip_lookup(p.key.dst, p.family)) {
+    if (decapsulated)
+      drop(&v, XLB_DROP_DECAP_NOT_VIP);
+    else
+      outcome(&v, XDP_PASS, XLB_OUT_PASS_NOT_VIP);
+    return finish(&v, bytes);
+  }
+  balance(ctx, &p, decapsulated, &v);
+  return finish(&v, bytes);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { abiEnums, abiStructs, XlbConfig, XlbCounter, XlbStat } from '../control/datapath/abi.js';
+import { abiEnums, abiStructs, XlbConfig, XlbCounter, XlbDrop } from '../control/datapath/abi.js';
 import { Btf, checkAbi, compareEnum, compareStruct } from '../control/datapath/btf.js';
 import { cEnum, ipv4, ipv6, pad, struct, u16, u32, u8 } from '../control/datapath/codec.js';
 import { projectRoot } from '../control/paths.js';
@@ -27,10 +27,16 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
 
   it('mirrors at least the structs and enums the datapath uses today', () => {
     expect(abiStructs.map((s) => s.cName)).toEqual(
-      expect.arrayContaining(['xlb_counter', 'xlb_config']),
+      expect.arrayContaining([
+        'xlb_counter',
+        'xlb_config',
+        'xlb_flow_key',
+        'xlb_backend',
+        'xlb_service',
+      ]),
     );
     expect(abiEnums.map((e) => e.cName)).toEqual(
-      expect.arrayContaining(['xlb_stat', 'xlb_config_flag']),
+      expect.arrayContaining(['xlb_drop', 'xlb_outcome', 'xlb_event', 'xlb_config_flag']),
     );
   });
 
@@ -68,8 +74,8 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
     expect(compareStruct(btf, struct('xlb_nonexistent', { a: u32 }))).toEqual([
       'struct xlb_nonexistent: not in BTF',
     ]);
-    const renumbered = cEnum('xlb_stat', 'XLB_STAT_', { ...XlbStat.values, MALFORMED: 42 });
-    expect(compareEnum(btf, renumbered)).toEqual(['XLB_STAT_MALFORMED: C 9, TypeScript 42']);
+    const renumbered = cEnum('xlb_drop', 'XLB_DROP_', { ...XlbDrop.values, FRAGMENT: 42 });
+    expect(compareEnum(btf, renumbered)).toEqual(['XLB_DROP_FRAGMENT: C 1, TypeScript 42']);
   });
 
   it('encodes and decodes ABI structs losslessly', () => {

@@ -49,7 +49,8 @@ describe('xlb demo (the main job)', () => {
     )) {
       expect(totals.get(name.toLowerCase()), name).toBeGreaterThanOrEqual(min);
     }
-    expect(totals.get('malformed')).toBe(0);
+    expect(totals.get('pass_unparsed')).toBe(0);
+    expect(totals.get('local')).toBe(0);
   });
 
   it('refuses to run without root, with a message that says why', () => {

@@ -153,7 +153,9 @@ describe('BpfObject', () => {
     expect(r.ctx.readUInt32LE(4)).toBe(frame.length);
     expect(r.ctx.readUInt32LE(12)).toBe(1); // lo
     // An interface that does not exist is refused, not silently ignored.
-    expect(() => prog.testRun({ data: frame, ctx: ctx(987654), ctxOutSize: 24 })).toThrow(/ENODEV|EINVAL/);
+    expect(() => prog.testRun({ data: frame, ctx: ctx(987654), ctxOutSize: 24 })).toThrow(
+      /ENODEV|EINVAL/,
+    );
   });
 
   it('runs a program asynchronously with repeat and reports a duration', async () => {

@@ -1,16 +1,21 @@
-// Loads the XDP datapath object with its load-time settings and takes out the
-// pieces the caller keeps: the program and the counters map. The ELF state is
-// released right away; what is taken out lives until the caller closes it.
-import { BpfObject, type BpfMap, type BpfProgram } from '../../native/index.js';
-import { ABI_VERSION, XlbConfig } from './abi.js';
+// Loads the datapath: the XDP object with its settings and maps, then the tc
+// object sharing those same maps. The ELF state is released right away; the
+// programs and maps taken out live until the caller closes them.
+import { BpfObject, type BpfProgram } from '../../native/index.js';
+import { ABI_VERSION, XlbConfig, XlbConfigFlag } from './abi.js';
+import { DatapathMaps, mapNames, type MapName } from './maps.js';
 import { bpfObjectPath } from '../paths.js';
 
 export interface DatapathSettings {
   /** Seed of the flow hash; must be the same on every node. */
   hashSeed: number;
+  /** MTU of the uplink: encapsulated packets must fit. */
   mtu: number;
+  /** This node's addresses: outer source of tunnels, and what decapsulation answers to. */
   nodeIPv4: string;
   nodeIPv6: string;
+  decap: boolean;
+  icmpTooBig: boolean;
 }
 
 export const defaultSettings: DatapathSettings = {
@@ -18,27 +23,36 @@ export const defaultSettings: DatapathSettings = {
   mtu: 1500,
   nodeIPv4: '0.0.0.0',
   nodeIPv6: '::',
+  decap: true,
+  icmpTooBig: true,
 };
+
+/** Map sizes; the defaults are the object's. */
+export type MapSizes = Partial<Record<MapName, number>>;
 
 export function encodeSettings(s: DatapathSettings): Buffer {
   return XlbConfig.encode({
     abi_version: ABI_VERSION,
     hash_seed: s.hashSeed,
     mtu: s.mtu,
-    flags: 0,
+    flags:
+      (s.decap ? XlbConfigFlag.values.DECAP : 0) |
+      (s.icmpTooBig ? XlbConfigFlag.values.ICMP_TOO_BIG : 0),
     node_ipv4_be: s.nodeIPv4,
     node_ipv6: s.nodeIPv6,
   });
 }
 
-export class LoadedDatapath implements Disposable {
+export class Datapath implements Disposable {
   constructor(
     readonly xdp: BpfProgram,
-    readonly stats: BpfMap,
+    readonly tc: BpfProgram,
+    readonly maps: DatapathMaps,
   ) {}
 
   close(): void {
-    this.stats.close();
+    this.maps.close();
+    this.tc.close();
     this.xdp.close();
   }
 
@@ -47,15 +61,40 @@ export class LoadedDatapath implements Disposable {
   }
 }
 
-export function loadDatapath(settings: Partial<DatapathSettings> = {}): LoadedDatapath {
-  using obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
-  obj.setGlobal('xlb_config', encodeSettings({ ...defaultSettings, ...settings }));
-  obj.load();
-  const xdp = obj.program('xlb_xdp');
+export function loadDatapath(
+  settings: Partial<DatapathSettings> = {},
+  sizes: MapSizes = {},
+): Datapath {
+  const config = encodeSettings({ ...defaultSettings, ...settings });
+  const maps: Partial<Record<MapName, ReturnType<BpfObject['map']>>> = {};
+  const programs: BpfProgram[] = [];
   try {
-    return new LoadedDatapath(xdp, obj.map('xlb_stats'));
+    {
+      using obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
+      obj.setGlobal('xlb_config', config);
+      for (const [name, size] of Object.entries(sizes)) obj.setMapMaxEntries(name, size);
+      obj.load();
+      programs.push(obj.program('xlb_xdp'));
+      for (const name of mapNames) maps[name] = obj.map(name);
+    }
+    {
+      using obj = BpfObject.open(bpfObjectPath('xlb_tc'));
+      obj.setGlobal('xlb_config', config);
+      for (const m of obj.maps()) {
+        const shared = maps[m.name as MapName];
+        if (shared) obj.reuseMap(m.name, shared);
+      }
+      obj.load();
+      programs.push(obj.program('xlb_tc_egress'));
+    }
   } catch (e) {
-    xdp.close();
+    for (const m of Object.values(maps)) m.close();
+    for (const p of programs) p.close();
     throw e;
   }
+  return new Datapath(
+    programs[0]!,
+    programs[1]!,
+    new DatapathMaps(maps as Record<MapName, ReturnType<BpfObject['map']>>),
+  );
 }

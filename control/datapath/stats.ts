@@ -1,27 +1,37 @@
-// Reads the datapath's per-CPU counters (the xlb_stats map) into named rows.
+// Reads the datapath's per-CPU counters into named rows.
 import type { BpfMap } from '../../native/index.js';
-import { XlbCounter, XlbStat, type XlbStatName } from './abi.js';
+import { XlbCounter, XlbLbCounters } from './abi.js';
+import type { EnumMirror } from './codec.js';
 
 export interface CounterValue {
   packets: bigint;
   bytes: bigint;
 }
 
-export interface StatRow extends CounterValue {
-  name: XlbStatName;
+export interface SlotRow<N extends string> extends CounterValue {
+  name: N;
   /** Index = CPU number. */
   perCpu: CounterValue[];
 }
 
-export const statNames = (Object.keys(XlbStat.values) as Array<keyof typeof XlbStat.values>).filter(
-  (n): n is XlbStatName => n !== '_COUNT',
-);
+const key32 = (v: number): Buffer => {
+  const k = Buffer.alloc(4);
+  k.writeUInt32LE(v);
+  return k;
+};
 
-export function readStats(map: BpfMap): StatRow[] {
-  return statNames.map((name) => {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(XlbStat.values[name]);
-    const perCpu = (map.lookupPerCpu(key) ?? []).map((b) => XlbCounter.decode(b));
+/** Every slot of a counter array indexed by a C enum (xlb_drops, xlb_outcomes, xlb_events). */
+export function readSlots<N extends string>(
+  map: BpfMap,
+  mirror: EnumMirror<N | '_COUNT'>,
+): SlotRow<N>[] {
+  const names = (Object.keys(mirror.values) as Array<N | '_COUNT'>).filter(
+    (n): n is N => n !== '_COUNT',
+  );
+  return names.map((name) => {
+    const perCpu = (map.lookupPerCpu(key32(mirror.values[name])) ?? []).map((b) =>
+      XlbCounter.decode(b),
+    );
     return {
       name,
       perCpu,
@@ -29,4 +39,20 @@ export function readStats(map: BpfMap): StatRow[] {
       bytes: perCpu.reduce((s, c) => s + c.bytes, 0n),
     };
   });
+}
+
+export interface LbCounters extends CounterValue {
+  newFlows: bigint;
+}
+
+/** A service's or backend's counters, summed over CPUs. */
+export function readLbCounters(map: BpfMap, id: number): LbCounters {
+  const sum: LbCounters = { packets: 0n, bytes: 0n, newFlows: 0n };
+  for (const raw of map.lookupPerCpu(key32(id)) ?? []) {
+    const c = XlbLbCounters.decode(raw);
+    sum.packets += c.packets;
+    sum.bytes += c.bytes;
+    sum.newFlows += c.new_flows;
+  }
+  return sum;
 }

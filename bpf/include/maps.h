@@ -1,0 +1,113 @@
+/* Every map of the datapath. The XDP and tc objects both include this file;
+ * the loader creates the maps with the XDP object and hands the same
+ * descriptors to the tc object (bpf_map__reuse_fd), so both programs share
+ * one xlb_reverse and one set of counters. Sizes here are defaults: the
+ * control plane sets them at load time (BpfObject.setMapMaxEntries). */
+#ifndef XLB_MAPS_H
+#define XLB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xlb_abi.h"
+
+#define XLB_MAX_SERVICES 65536
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct xlb_vip_key);
+  __type(value, struct xlb_vip);
+} xlb_vips SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, XLB_MAX_SERVICES);
+  __type(key, struct xlb_frontend_key);
+  __type(value, struct xlb_service);
+} xlb_frontends SEC(".maps");
+
+/* One Maglev table per service: slot 0 holds the table size M, slots 1..M
+ * the backend ids. Size and contents live in one inner map, so replacing the
+ * inner map swaps both at once; BPF_F_INNER_MAP lets every service have its
+ * own M. */
+struct maglev_inner_table {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 252);
+  __uint(map_flags, BPF_F_INNER_MAP);
+  __type(key, __u32);
+  __type(value, __u32);
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, XLB_MAX_SERVICES);
+  __type(key, __u32);
+  __array(values, struct maglev_inner_table);
+} xlb_maglev SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct xlb_backend);
+} xlb_backends SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 262144);
+  __type(key, struct xlb_flow_key);
+  __type(value, struct xlb_flow);
+} xlb_conntrack SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 262144);
+  __type(key, struct xlb_flow_key);
+  __type(value, struct xlb_reverse_nat);
+} xlb_reverse SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 16384);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct xlb_lpm_key);
+  __type(value, __u32);
+} xlb_source_ranges SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XLB_MAX_SERVICES);
+  __type(key, __u32);
+  __type(value, struct xlb_lb_counters);
+} xlb_service_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct xlb_lb_counters);
+} xlb_backend_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XLB_DROP__COUNT);
+  __type(key, __u32);
+  __type(value, struct xlb_counter);
+} xlb_drops SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XLB_OUT__COUNT);
+  __type(key, __u32);
+  __type(value, struct xlb_counter);
+} xlb_outcomes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, XLB_EV__COUNT);
+  __type(key, __u32);
+  __type(value, struct xlb_counter);
+} xlb_events SEC(".maps");
+
+#endif /* XLB_MAPS_H */

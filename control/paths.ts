@@ -30,3 +30,12 @@ export function bpfObjectPath(name: string): string {
 export function nativeAddonPath(): string {
   return join(projectRoot(), 'native', 'build', 'Release', 'xlb_native.node');
 }
+
+/**
+ * A compiled program of xlb's own that runs in another process (inside a
+ * network namespace): always from dist/, also when the caller is the
+ * TypeScript source under vitest.
+ */
+export function distScript(relative: string): string {
+  return join(projectRoot(), 'dist', relative);
+}

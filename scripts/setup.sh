@@ -12,7 +12,7 @@ packages=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool  # BPF objects and the addon
   make g++ python3                                     # node-gyp
   clang-format                                         # C formatting check
-  iproute2 iputils-ping tcpdump                        # namespaces, veths, traffic
+  iproute2 iputils-ping tcpdump ethtool                # namespaces, veths, traffic
   python3-scapy                                        # independent packet encoder for tests
 )
 missing=()

@@ -175,7 +175,14 @@ static __always_inline int encapsulate(struct xdp_md *ctx, const struct packet *
     ip6->payload_len = bpf_htons(p->l3_len);
     ip6->nexthdr = IPPROTO_IPV6;
     ip6->hop_limit = ENCAP_TTL;
-    __builtin_memcpy(&ip6->saddr, (const void *)xlb_config.node_ipv6, 16);
+    /* Word by word through the volatile global: a plain memcpy would let
+     * the compiler copy the initializer (zeros) instead of the loaded value. */
+    const volatile __u32 *src = (const volatile __u32 *)xlb_config.node_ipv6;
+    __u32 *saddr = (__u32 *)&ip6->saddr;
+    saddr[0] = src[0];
+    saddr[1] = src[1];
+    saddr[2] = src[2];
+    saddr[3] = src[3];
     __builtin_memcpy(&ip6->daddr, node, 16);
   }
   return 1;

@@ -4,13 +4,12 @@
 // down at the end, also on failure or Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 
 import { BpfMap, ifIndex, inNetns, xdp } from '../../native/index.js';
 import { XlbOutcome, type OutcomeName } from '../datapath/abi.js';
 import { loadDatapath } from '../datapath/load.js';
 import { readSlots, type SlotRow } from '../datapath/stats.js';
-import { bpfObjectPath } from '../paths.js';
+import { bpfObjectPath, distScript } from '../paths.js';
 import { BPFFS } from '../system/bpffs.js';
 import { preflight } from '../system/preflight.js';
 import { Topology } from '../topology/topology.js';
@@ -45,7 +44,7 @@ export function expectedMinimums(t: DemoTraffic): Partial<Record<OutcomeName, nu
 }
 
 function sendTraffic(ns: string, kind: 'udp' | 'tcp', host: string, count: number): Promise<void> {
-  const script = fileURLToPath(new URL('./send-traffic.js', import.meta.url));
+  const script = distScript('control/demo/send-traffic.js');
   return new Promise((resolve, reject) => {
     const child = spawn(
       'ip',

@@ -3,7 +3,8 @@
 import { report, type Figure } from './results.js';
 
 const benchmarks: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
-  'xdp-parse': () => import('./xdp-parse.js'),
+  datapath: () => import('./datapath.js'),
+  maglev: () => import('./maglev.js'),
   pktgen: () => import('./pktgen.js'),
 };
 

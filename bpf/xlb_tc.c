@@ -58,7 +58,9 @@ int xlb_tc_egress(struct __sk_buff *skb) {
     __u8 vip[16];
     __builtin_memcpy(vip, rn->vip, 16);
     __s64 diff = bpf_csum_diff((__be32 *)p.key.src, 16, (__be32 *)vip, 16, 0);
-    if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR)) return TC_ACT_OK;
+    /* udp0 here too: a checksum that comes out 0 must become 0xffff, or the
+     * port update below would take it for "no checksum" and skip itself. */
+    if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | udp0)) return TC_ACT_OK;
     if (bpf_skb_store_bytes(skb, p.l3_off + offsetof(struct ipv6hdr, saddr), vip, 16, 0))
       return TC_ACT_OK;
   }

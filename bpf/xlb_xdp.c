@@ -89,8 +89,9 @@ static __always_inline void icmp_error(struct xdp_md *ctx, struct packet *p, int
     return outcome(v, XDP_PASS, XLB_OUT_ICMP_LOCAL);
   }
   if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
-  count_event(XLB_EV_ICMP_ENCAP, p->len);
   tunnel(ctx, p, sel.backend->node_addr, hash_flow(&q.flow, svc), 0, v);
+  /* Counted only when it really goes on (not too big, routable). */
+  if (v->drop < 0) count_event(XLB_EV_ICMP_ENCAP, p->len);
 }
 
 /* Traffic addressed to a VIP. */
@@ -125,7 +126,12 @@ static __always_inline void balance(struct xdp_md *ctx, struct packet *p, int de
   lb_count(&xlb_backend_stats, sel.backend_id, p->len, sel.new_flow);
 
   if (b->flags & XLB_BACKEND_F_LOCAL) {
-    if (sel.new_flow || sel.refreshed) record_reverse(&p->key, b, svc->id);
+    /* Session affinity pins the client, not the connection: a new connection
+     * of a pinned client hits its entry yet needs a reverse entry of its own. */
+    if (sel.new_flow || sel.refreshed)
+      record_reverse(&p->key, b, svc->id, 0);
+    else if (svc->flags & XLB_SERVICE_F_AFFINITY)
+      record_reverse(&p->key, b, svc->id, 1);
     if (!dnat(p, b->addr, b->port_be)) return drop(v, XLB_DROP_MALFORMED);
     return outcome(v, XDP_PASS, XLB_OUT_LOCAL);
   }

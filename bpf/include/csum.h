@@ -29,8 +29,8 @@ static __always_inline __u16 csum_replace2(__u16 check, __u16 old, __u16 new) {
 
 static __always_inline __u16 csum_replace4(__u16 check, __u32 old, __u32 new) {
   __u64 sum = (__u16)~check;
-  sum += (__u16)~(old & 0xffff);
-  sum += (__u16)~(old >> 16);
+  sum += (__u16) ~(old & 0xffff);
+  sum += (__u16) ~(old >> 16);
   sum += new & 0xffff;
   sum += new >> 16;
   return csum_fold(sum);
@@ -43,20 +43,24 @@ static __always_inline __u16 csum_replace_words(__u16 check, const __u32 *old, c
 #pragma unroll
   for (int i = 0; i < 4; i++) {
     if (i >= n) break;
-    sum += (__u16)~(old[i] & 0xffff);
-    sum += (__u16)~(old[i] >> 16);
+    sum += (__u16) ~(old[i] & 0xffff);
+    sum += (__u16) ~(old[i] >> 16);
     sum += new[i] & 0xffff;
     sum += new[i] >> 16;
   }
   return csum_fold(sum);
 }
 
+/* Most 16-bit words csum_partial_words() sums: an ICMPv6 header and its
+ * 128-byte quote (68 words) must fit. */
+#define CSUM_MAX_WORDS 72
+
 /* Sum of n bytes (n even, bounded by the caller) starting at p, which the
  * caller has checked lies inside the packet. */
 static __always_inline __u64 csum_partial_words(const __u16 *p, int words) {
   __u64 sum = 0;
 #pragma unroll
-  for (int i = 0; i < 64; i++) {
+  for (int i = 0; i < CSUM_MAX_WORDS; i++) {
     if (i >= words) break;
     sum += p[i];
   }

@@ -128,8 +128,8 @@ malformed:
 /* Puts an outer IPv4 or IPv6 header in front of the packet's IP header,
  * drops any VLAN tags (the FIB picks the egress), and keeps the original
  * MACs until fib_forward() replaces them. `node` is the outer destination. */
-static __always_inline int encapsulate(struct xdp_md *ctx, const struct packet *p,
-                                       const __u8 *node, __u32 hash) {
+static __always_inline int encapsulate(struct xdp_md *ctx, const struct packet *p, const __u8 *node,
+                                       __u32 hash) {
   struct l2_copy l2;
   if (!l2_save(p, &l2)) return 0;
   __u8 tos = 0;
@@ -146,6 +146,10 @@ static __always_inline int encapsulate(struct xdp_md *ctx, const struct packet *
     flowinfo = *(__be32 *)in6 & bpf_htonl(0x0ff00000);
     flowinfo |= bpf_htonl(hash & 0xfffff);
   }
+  /* Bytes past the IP packet (Ethernet padding, trailers) must not ride
+   * along inside the tunnel: the outer length would not cover them. */
+  int trailer = (int)p->len - (p->l3_off + p->l3_len);
+  if (trailer > 0 && bpf_xdp_adjust_tail(ctx, -trailer)) return 0;
   __u16 outer = encap_overhead(p->family);
   int grow = sizeof(struct ethhdr) + outer - p->l3_off;
   if (bpf_xdp_adjust_head(ctx, -grow)) return 0;

@@ -44,6 +44,9 @@ struct icmp4_frag_needed {
 #define IPV6_MIN_MTU 1280
 #define ICMP_REPLY_TTL 64
 
+_Static_assert((8 + ICMP4_QUOTE) / 2 <= CSUM_MAX_WORDS, "ICMP checksum covers the quote");
+_Static_assert((8 + ICMP6_QUOTE) / 2 <= CSUM_MAX_WORDS, "ICMPv6 checksum covers the quote");
+
 /* Turns the frame in place into fragmentation-needed / packet-too-big for its
  * sender. The caller knows the packet is larger than the MTU, so the quote
  * is always there. Returns 0 when the frame could not be reshaped. */
@@ -130,9 +133,9 @@ struct icmp_quote {
 };
 
 enum icmp_kind {
-  ICMP_KIND_OTHER = 0,    /* not an error xlb forwards */
-  ICMP_KIND_TOO_BIG = 1,  /* fragmentation-needed / packet-too-big */
-  ICMP_KIND_INVALID = 2,  /* cut short */
+  ICMP_KIND_OTHER = 0,   /* not an error xlb forwards */
+  ICMP_KIND_TOO_BIG = 1, /* fragmentation-needed / packet-too-big */
+  ICMP_KIND_INVALID = 2, /* cut short */
 };
 
 static __always_inline enum icmp_kind icmp_kind(const struct packet *p) {

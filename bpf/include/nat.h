@@ -67,9 +67,11 @@ static __always_inline int dnat(struct packet *p, const __u8 *addr, __be16 port_
   return 1;
 }
 
-/* Remembers how to turn the pod's replies back into VIP:port replies. */
+/* Remembers how to turn the pod's replies back into VIP:port replies. With
+ * `if_missing`, an existing entry is left alone (a lookup, not a write). */
 static __always_inline void record_reverse(const struct xlb_flow_key *flow,
-                                           const struct xlb_backend *b, __u32 service_id) {
+                                           const struct xlb_backend *b, __u32 service_id,
+                                           int if_missing) {
   struct xlb_flow_key rk = {
       .sport_be = b->port_be,
       .dport_be = flow->sport_be,
@@ -78,6 +80,7 @@ static __always_inline void record_reverse(const struct xlb_flow_key *flow,
   };
   __builtin_memcpy(rk.src, b->addr, 16);
   __builtin_memcpy(rk.dst, flow->src, 16);
+  if (if_missing && bpf_map_lookup_elem(&xlb_reverse, &rk)) return;
   struct xlb_reverse_nat rn = {
       .port_be = flow->dport_be,
       .family = flow->family,

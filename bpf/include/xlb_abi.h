@@ -154,15 +154,15 @@ enum xlb_drop {
 /* What became of every packet that was not dropped: one xlb_outcomes slot
  * each. Drops plus outcomes count every packet exactly once. Append only. */
 enum xlb_outcome {
-  XLB_OUT_PASS_NOT_IP = 0,      /* not IPv4 or IPv6: handed to the kernel untouched */
-  XLB_OUT_PASS_NOT_VIP = 1,     /* IP, not for a VIP: handed to the kernel untouched */
-  XLB_OUT_PASS_UNPARSED = 2,    /* IP header unreadable: handed to the kernel, which drops it */
-  XLB_OUT_LOCAL = 3,            /* DNAT to a pod on this node, handed to the kernel */
-  XLB_OUT_ENCAP_TX = 4,         /* encapsulated to the backend's node, sent back out */
-  XLB_OUT_ENCAP_REDIRECT = 5,   /* encapsulated, redirected to another interface */
-  XLB_OUT_ENCAP_KERNEL = 6,     /* encapsulated, next hop unresolved: the kernel forwards it */
-  XLB_OUT_ICMP_TOO_BIG = 7,     /* answered with fragmentation-needed / packet-too-big */
-  XLB_OUT_ICMP_LOCAL = 8,       /* ICMP error rewritten for a pod on this node */
+  XLB_OUT_PASS_NOT_IP = 0,    /* not IPv4 or IPv6: handed to the kernel untouched */
+  XLB_OUT_PASS_NOT_VIP = 1,   /* IP, not for a VIP: handed to the kernel untouched */
+  XLB_OUT_PASS_UNPARSED = 2,  /* IP header unreadable: handed to the kernel, which drops it */
+  XLB_OUT_LOCAL = 3,          /* DNAT to a pod on this node, handed to the kernel */
+  XLB_OUT_ENCAP_TX = 4,       /* encapsulated to the backend's node, sent back out */
+  XLB_OUT_ENCAP_REDIRECT = 5, /* encapsulated, redirected to another interface */
+  XLB_OUT_ENCAP_KERNEL = 6,   /* encapsulated, next hop unresolved: the kernel forwards it */
+  XLB_OUT_ICMP_TOO_BIG = 7,   /* answered with fragmentation-needed / packet-too-big */
+  XLB_OUT_ICMP_LOCAL = 8,     /* ICMP error rewritten for a pod on this node */
   XLB_OUT__COUNT = 9,
 };
 
@@ -175,8 +175,8 @@ enum xlb_event {
   XLB_EV_AFFINITY_EXPIRED = 3,
   XLB_EV_BACKEND_GONE = 4, /* a pinned flow's backend was removed: balanced afresh */
   XLB_EV_DECAPSULATED = 5,
-  XLB_EV_IPV4_OPTIONS = 6, /* VIP traffic with IPv4 options (balanced as usual) */
-  XLB_EV_ICMP_ENCAP = 7,   /* ICMP error sent on to the backend's node */
+  XLB_EV_IPV4_OPTIONS = 6,   /* VIP traffic with IPv4 options (balanced as usual) */
+  XLB_EV_ICMP_ENCAP = 7,     /* ICMP error sent on to the backend's node */
   XLB_EV_TC_REVERSE_NAT = 8, /* tc egress rewrote a reply's source to VIP:port */
   XLB_EV__COUNT = 9,
 };

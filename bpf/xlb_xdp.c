@@ -56,7 +56,8 @@ static __always_inline void outcome(struct verdict *v, int action, enum xlb_outc
 
 /* Sends the current frame to `node` in a tunnel, or answers too-big. */
 static __always_inline void tunnel(struct xdp_md *ctx, struct packet *p, const __u8 *node,
-                                   __u32 hash, int icmp_ok, struct verdict *v) {
+                                   const struct xlb_flow_key *flow, const struct xlb_service *svc,
+                                   int icmp_ok, struct verdict *v) {
   if (p->l3_len + encap_overhead(p->family) > xlb_config.mtu) {
     int df = 1;
     if (p->family == XLB_FAMILY_IPV4) {
@@ -70,6 +71,8 @@ static __always_inline void tunnel(struct xdp_md *ctx, struct packet *p, const _
     }
     return drop(v, XLB_DROP_TOO_BIG);
   }
+  /* Only an IPv6 outer header carries the hash (its flow label). */
+  __u32 hash = p->family == XLB_FAMILY_IPV6 ? hash_flow(flow, svc) : 0;
   if (!encapsulate(ctx, p, node, hash)) return drop(v, XLB_DROP_HEADROOM);
   v->action = fib_forward(ctx, p->family, &v->outcome, &v->drop);
 }
@@ -89,7 +92,7 @@ static __always_inline void icmp_error(struct xdp_md *ctx, struct packet *p, int
     return outcome(v, XDP_PASS, XLB_OUT_ICMP_LOCAL);
   }
   if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
-  tunnel(ctx, p, sel.backend->node_addr, hash_flow(&q.flow, svc), 0, v);
+  tunnel(ctx, p, sel.backend->node_addr, &q.flow, svc, 0, v);
   /* Counted only when it really goes on (not too big, routable). */
   if (v->drop < 0) count_event(XLB_EV_ICMP_ENCAP, p->len);
 }
@@ -136,7 +139,7 @@ static __always_inline void balance(struct xdp_md *ctx, struct packet *p, int de
     return outcome(v, XDP_PASS, XLB_OUT_LOCAL);
   }
   if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
-  tunnel(ctx, p, b->node_addr, hash_flow(&p->key, svc), 1, v);
+  tunnel(ctx, p, b->node_addr, &p->key, svc, 1, v);
 }
 
 SEC("xdp")

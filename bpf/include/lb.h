@@ -97,11 +97,13 @@ static __always_inline int select_backend(const struct xlb_flow_key *flow,
                                           struct selection *sel, __u64 bytes) {
   struct xlb_flow_key ck;
   conntrack_key(&ck, flow, svc);
-  __u64 now = bpf_ktime_get_ns();
+  /* Jiffies resolution is plenty for one-second refreshes and affinity
+   * timeouts, and much cheaper than a precise clock read per packet. */
+  __u64 now = bpf_ktime_get_coarse_ns();
   int affinity = svc->flags & XLB_SERVICE_F_AFFINITY;
   struct xlb_flow *ct = bpf_map_lookup_elem(&xlb_conntrack, &ck);
   if (ct && ct->service_id == svc->id) {
-    if (affinity && now - ct->last_seen_ns > svc->affinity_timeout_s * NSEC_PER_SEC) {
+    if (affinity && now - ct->last_seen_ns >= svc->affinity_timeout_s * NSEC_PER_SEC) {
       count_event(XLB_EV_AFFINITY_EXPIRED, bytes);
     } else {
       struct xlb_backend *b = live_backend(ct->backend_id);

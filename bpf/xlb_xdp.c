@@ -97,9 +97,10 @@ static __always_inline void icmp_error(struct xdp_md *ctx, struct packet *p, int
   if (v->drop < 0) count_event(XLB_EV_ICMP_ENCAP, p->len);
 }
 
-/* Traffic addressed to a VIP. */
-static __always_inline void balance(struct xdp_md *ctx, struct packet *p, int decapsulated,
-                                    struct verdict *v) {
+/* Traffic addressed to a VIP. svc is its frontend's service when the caller
+ * already found it (TCP/UDP with readable ports), else 0. */
+static __always_inline void balance(struct xdp_md *ctx, struct packet *p, struct xlb_service *svc,
+                                    int decapsulated, struct verdict *v) {
   if (p->fragment) return drop(v, XLB_DROP_FRAGMENT);
   if (p->ext_unsupported) return drop(v, XLB_DROP_IPV6_EXTENSION);
   if (p->ttl <= 1) return drop(v, XLB_DROP_TTL_EXPIRED);
@@ -113,12 +114,12 @@ static __always_inline void balance(struct xdp_md *ctx, struct packet *p, int de
     if (kind != ICMP_KIND_TOO_BIG) return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
     return icmp_error(ctx, p, decapsulated, v);
   }
-  if (p->l4_proto != IPPROTO_TCP && p->l4_proto != IPPROTO_UDP)
-    return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
-  if (parse_ports(p) != PARSE_OK) return drop(v, XLB_DROP_MALFORMED);
-
-  struct xlb_service *svc = frontend_lookup(p->key.dst, p->key.dport_be, p->key.proto, p->family);
-  if (!svc) return drop(v, XLB_DROP_NO_FRONTEND);
+  if (!svc) {
+    if (p->l4_proto != IPPROTO_TCP && p->l4_proto != IPPROTO_UDP)
+      return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
+    if (parse_ports(p) != PARSE_OK) return drop(v, XLB_DROP_MALFORMED);
+    return drop(v, XLB_DROP_NO_FRONTEND);
+  }
   if (!source_allowed(svc, p->key.src, p->family)) return drop(v, XLB_DROP_SOURCE_RANGE);
 
   struct selection sel = {};
@@ -178,14 +179,21 @@ int xlb_xdp(struct xdp_md *ctx) {
     }
   }
 
-  if (!vip_lookup(p.key.dst, p.family)) {
+  /* The common case with one lookup: a TCP or UDP packet that matches a
+   * frontend is for a VIP. Only a miss asks xlb_vips whether to drop it
+   * (a VIP port nobody serves) or let it pass (not a VIP at all). */
+  struct xlb_service *svc = 0;
+  if ((p.l4_proto == IPPROTO_TCP || p.l4_proto == IPPROTO_UDP) && !p.fragment &&
+      parse_ports(&p) == PARSE_OK)
+    svc = frontend_lookup(p.key.dst, p.key.dport_be, p.key.proto, p.family);
+  if (!svc && !vip_lookup(p.key.dst, p.family)) {
     if (decapsulated)
       drop(&v, XLB_DROP_DECAP_NOT_VIP);
     else
       outcome(&v, XDP_PASS, XLB_OUT_PASS_NOT_VIP);
     return finish(&v, bytes);
   }
-  balance(ctx, &p, decapsulated, &v);
+  balance(ctx, &p, svc, decapsulated, &v);
   return finish(&v, bytes);
 }
 

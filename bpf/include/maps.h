@@ -75,6 +75,29 @@ struct {
   __type(value, __u32);
 } xlb_source_ranges SEC(".maps");
 
+/* Next hops towards other nodes, as the FIB gave them (encap.h). The
+ * datapath's own cache: the control plane only reads it. */
+struct nexthop_key {
+  __u8 addr[16];
+  __u32 ingress_ifindex;
+  __u8 family;
+  __u8 _pad0[3];
+};
+
+struct nexthop {
+  __u32 ifindex;
+  __u8 dmac[6];
+  __u8 smac[6];
+  __u64 expires_ns;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct nexthop_key);
+  __type(value, struct nexthop);
+} xlb_nexthops SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, XLB_MAX_SERVICES);

@@ -32,6 +32,7 @@ export const mapNames = [
   'xlb_conntrack',
   'xlb_reverse',
   'xlb_source_ranges',
+  'xlb_nexthops',
   'xlb_service_stats',
   'xlb_backend_stats',
   'xlb_drops',

@@ -40,7 +40,12 @@ export const UpdateFlag = { any: 0, noExist: 1, exist: 2 } as const;
 export type UpdateMode = keyof typeof UpdateFlag;
 
 /** BPF_F_NO_PREALLOC and friends, for map creation. */
-export const MapFlag = { noPrealloc: 1, rdonlyProg: 1 << 7, wronlyProg: 1 << 8, innerMap: 1 << 12 } as const;
+export const MapFlag = {
+  noPrealloc: 1,
+  rdonlyProg: 1 << 7,
+  wronlyProg: 1 << 8,
+  innerMap: 1 << 12,
+} as const;
 
 /** XDP attach flags (linux/if_link.h). */
 export const XdpFlag = {

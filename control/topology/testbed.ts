@@ -280,26 +280,31 @@ export class Testbed implements Disposable {
     };
   }
 
+  /** Runs probe.js in the client namespace. */
+  private spawnProbe(args: string[], stdin: 'ignore' | 'pipe'): ChildProcess {
+    return spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.client,
+        process.execPath,
+        distScript('control/topology/probe.js'),
+        ...args,
+      ],
+      {
+        stdio: [stdin, 'pipe', 'pipe'],
+      },
+    );
+  }
+
   private probe(args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
-      const child = spawn(
-        'ip',
-        [
-          'netns',
-          'exec',
-          this.client,
-          process.execPath,
-          distScript('control/topology/probe.js'),
-          ...args,
-        ],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
+      const child = this.spawnProbe(args, 'ignore');
       let out = '';
       let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       child.on('exit', (code) =>
         code === 0
           ? resolve(out.trim())
@@ -310,22 +315,7 @@ export class Testbed implements Disposable {
 
   /** A long-lived TCP connection from the client. */
   async session(host: string, port: number): Promise<Session> {
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        this.client,
-        process.execPath,
-        distScript('control/topology/probe.js'),
-        'session',
-        host,
-        String(port),
-      ],
-      {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
+    const child = this.spawnProbe(['session', host, String(port)], 'pipe');
     this.processes.push(child);
     this.topo.onDestroy('client session', () => {
       if (child.exitCode === null) child.kill('SIGKILL');

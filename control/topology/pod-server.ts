@@ -21,6 +21,13 @@ export interface PodAnswer {
 const plain = (address: string | undefined): string => (address ?? '').replace(/^::ffff:/, '');
 
 function serve(name: string, httpPort: number, tcpPort: number, udpPort: number): void {
+  // Tell the parent once all four sockets listen, not before: a client may
+  // connect the moment it reads this line.
+  let waiting = 4;
+  const listening = (): void => {
+    if (--waiting === 0) process.stdout.write('ready\n');
+  };
+
   const answer = (
     client: string | undefined,
     clientPort: number | undefined,
@@ -38,7 +45,7 @@ function serve(name: string, httpPort: number, tcpPort: number, udpPort: number)
       res.setHeader('content-type', 'application/json');
       res.end(`${answer(req.socket.remoteAddress, req.socket.remotePort)}\n`);
     })
-    .listen(httpPort, '::');
+    .listen(httpPort, '::', listening);
 
   net
     .createServer((socket) => {
@@ -48,17 +55,15 @@ function serve(name: string, httpPort: number, tcpPort: number, udpPort: number)
       );
       socket.on('error', () => socket.destroy());
     })
-    .listen(tcpPort, '::');
+    .listen(tcpPort, '::', listening);
 
   for (const type of ['udp4', 'udp6'] as const) {
     const udp = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
     udp.on('message', (msg, rinfo) =>
       udp.send(answer(rinfo.address, rinfo.port, msg.toString()), rinfo.port, rinfo.address),
     );
-    udp.bind(udpPort, type === 'udp4' ? '0.0.0.0' : '::');
+    udp.bind(udpPort, type === 'udp4' ? '0.0.0.0' : '::', listening);
   }
-  // Tell the parent we are listening.
-  setTimeout(() => process.stdout.write('ready\n'), 50);
 }
 
 const [name, httpPort, tcpPort, udpPort] = process.argv.slice(2);

@@ -14,6 +14,11 @@
  * whatever the previous run wrote into it (only the data pointers are reset),
  * so the program must not assume it sees the pristine template. An
  * incremental update from the current port and checksum is right either way.
+ *
+ * With `restore` set, the program first writes the template (from the
+ * pktgen_template map) over the frame, so a receiver that rewrites frames
+ * (DNAT, encapsulation) gets the original every time instead of its own
+ * output from the page's previous trip.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -34,6 +39,21 @@ XLB_ABI_ANCHOR;
 const volatile __u32 target_ifindex = 0;
 const volatile __u32 flows = 0;      /* 0 or 1: frames go out unchanged */
 const volatile __u16 base_sport = 0; /* host order; ports base_sport .. base_sport+flows-1 */
+const volatile __u8 restore = 0;     /* rewrite each frame from pktgen_template first */
+
+#define PKTGEN_TEMPLATE_MAX 256
+
+struct pktgen_template {
+  __u32 len;
+  __u8 bytes[PKTGEN_TEMPLATE_MAX];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct pktgen_template);
+} pktgen_template SEC(".maps");
 
 /* Frames this program handed to bpf_redirect(), per CPU (slot 0). Redirect
  * errors happen after the program returns and are not seen here: the
@@ -119,6 +139,18 @@ int xlb_pktgen(struct xdp_md *ctx) {
    * one CPU cycle through the flows without a shared (contended) counter. */
   __u64 n = c->packets++;
   c->bytes += end - data;
+
+  if (restore) {
+    struct pktgen_template *t = bpf_map_lookup_elem(&pktgen_template, &key);
+    if (!t) return XDP_DROP;
+    /* 64-bit length: clang 14 otherwise range-checks a copy of it. */
+    __u64 len = t->len;
+    if (len < sizeof(struct ethhdr) || len > PKTGEN_TEMPLATE_MAX || len != (__u64)(end - data))
+      return XDP_DROP;
+    if (bpf_xdp_store_bytes(ctx, 0, t->bytes, len)) return XDP_DROP;
+    data = (void *)(long)ctx->data;
+    end = (void *)(long)ctx->data_end;
+  }
 
   if (flows > 1) set_source_port(data, end, bpf_htons((__u16)(base_sport + n % flows)));
 

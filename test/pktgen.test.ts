@@ -9,6 +9,7 @@ import { BaselineReceiver, type Receiver } from '../bench/pktgen/baselines.js';
 import { buildFrame } from '../bench/pktgen/frame.js';
 import { generate } from '../bench/pktgen/generator.js';
 import { runVethBench, VethBench } from '../bench/pktgen/veth-bench.js';
+import { loadDatapath } from '../control/datapath/load.js';
 import { ifIndex, inNetns, xdp } from '../native/index.js';
 import {
   dissect,
@@ -120,6 +121,45 @@ describe('the live-frames packet generator through a veth', () => {
     expect(m.pps).toBeGreaterThan(100_000); // sanity: live frames are fast, even in CI
     // The harness detached the receiver again.
     expect(inNetns(bench.dut, () => xdp.query(ifindexOf(bench.dut, bench.dutIn))).progId).toBe(0);
+  });
+
+  it('restores the template on every frame, so a receiver that rewrites frames sees the original each time', () => {
+    // xlb DNATs every frame to a pod: without the restore, a recycled page
+    // would come back with the pod's address, no longer a VIP.
+    using dp = loadDatapath({ nodeIPv4: '192.0.2.1' });
+    dp.maps.setVip('203.0.113.10', 1);
+    dp.maps.setFrontend({ vip: '203.0.113.10', port: 80, proto: 'TCP' }, { id: 1 });
+    dp.maps.setBackend(1, {
+      address: '192.0.2.65',
+      port: 8080,
+      nodeAddress: '192.0.2.1',
+      state: 'active',
+      local: true,
+    });
+    dp.maps.installMaglevTable(1, Array<number>(251).fill(1));
+    const receiver: Receiver = {
+      program: dp.xdp,
+      processed: () =>
+        Number([...dp.maps.outcomes(), ...dp.maps.drops()].reduce((n, r) => n + r.packets, 0n)),
+    };
+    const outcome = (name: string): bigint =>
+      dp.maps.outcomes().find((r) => r.name === name)!.packets;
+    const frame = buildFrame({
+      src: '198.51.100.7',
+      dst: '203.0.113.10',
+      sport: 40000,
+      dport: 80,
+      protocol: 'tcp',
+    });
+
+    const restored = bench.measure(receiver, { frame, packets: 20_000, flows: 8, restore: true });
+    expect(restored.processed).toBe(20_000);
+    expect(outcome('LOCAL')).toBe(20_000n);
+    expect(outcome('PASS_NOT_VIP')).toBe(0n);
+
+    const raw = bench.measure(receiver, { frame, packets: 20_000, flows: 8 });
+    expect(raw.processed).toBe(20_000);
+    expect(outcome('PASS_NOT_VIP')).toBeGreaterThan(0n); // the page pool's rewritten frames
   });
 
   it('redirects through the dut into the sink: every frame is received there', () => {

@@ -22,6 +22,8 @@ export const MAX_REPEAT = 2_000_000;
 export const MAX_BATCH = 256;
 /** Kernel default batch: the NAPI weight. */
 export const DEFAULT_BATCH = 64;
+/** Largest frame the template restore handles (PKTGEN_TEMPLATE_MAX in bpf/pktgen.c). */
+export const TEMPLATE_MAX = 256;
 /** The largest flow count the source-port rewrite supports. */
 export const MAX_FLOWS = 65536;
 const DEFAULT_TIME_LIMIT_SECONDS = 60;
@@ -35,6 +37,12 @@ export interface GeneratorSettings {
   flows?: number;
   /** First source port when flows > 1 (ports baseSport .. baseSport + flows - 1); default 1024. */
   baseSport?: number;
+  /**
+   * Write the template over every frame before sending it: needed when the
+   * receiver rewrites frames, since a recycled page keeps what it wrote.
+   * Frames of at most TEMPLATE_MAX bytes.
+   */
+  restore?: boolean;
 }
 
 export interface RunOptions {
@@ -89,6 +97,7 @@ export class Generator implements Disposable {
     readonly ifindex: number,
     private readonly prog: BpfProgram,
     private readonly stats: BpfMap,
+    private readonly template: BpfMap,
   ) {}
 
   static load(settings: GeneratorSettings): Generator {
@@ -104,16 +113,15 @@ export class Generator implements Disposable {
     obj.setGlobal('target_ifindex', u32(ifindex));
     obj.setGlobal('flows', u32(flows));
     obj.setGlobal('base_sport', u16(baseSport));
+    obj.setGlobal('restore', Buffer.from([settings.restore ? 1 : 0]));
     obj.load();
     const prog = obj.program('xlb_pktgen');
+    const maps: BpfMap[] = [];
     try {
-      return new Generator(
-        { ...settings, flows, baseSport },
-        ifindex,
-        prog,
-        obj.map('pktgen_stats'),
-      );
+      maps.push(obj.map('pktgen_stats'), obj.map('pktgen_template'));
+      return new Generator({ ...settings, flows, baseSport }, ifindex, prog, maps[0]!, maps[1]!);
     } catch (e) {
+      for (const m of maps) m.close();
       prog.close();
       throw e;
     }
@@ -139,6 +147,17 @@ export class Generator implements Disposable {
     if (frame.length < 14)
       throw new RangeError(`a ${frame.length}-byte frame has no Ethernet header`);
 
+    if (this.settings.restore) {
+      if (frame.length > TEMPLATE_MAX) {
+        throw new RangeError(
+          `restore handles frames of at most ${TEMPLATE_MAX} bytes, got ${frame.length}`,
+        );
+      }
+      const value = Buffer.alloc(4 + TEMPLATE_MAX);
+      value.writeUInt32LE(frame.length, 0);
+      frame.copy(value, 4);
+      this.template.update(Buffer.alloc(4), value);
+    }
     const before = this.generated();
     const start = process.hrtime.bigint();
     let end = start;
@@ -174,6 +193,7 @@ export class Generator implements Disposable {
   close(): void {
     this.prog.close();
     this.stats.close();
+    this.template.close();
   }
 
   [Symbol.dispose](): void {

@@ -29,6 +29,8 @@ export interface Traffic {
   flows?: number;
   /** First source port with flows > 1; default the frame's own. */
   baseSport?: number;
+  /** Restore the template on every frame (for receivers that rewrite frames). */
+  restore?: boolean;
   timeLimitSeconds?: number;
 }
 
@@ -139,6 +141,7 @@ export class VethBench implements Disposable {
       ifname: this.genIf,
       flows: traffic.flows ?? 0,
       baseSport: traffic.baseSport ?? sourcePort(traffic.frame) ?? 1024,
+      restore: traffic.restore ?? false,
     });
     const processedBefore = receiver.processed();
     const sinkBefore = this.sinkReceived();

@@ -38,6 +38,13 @@ export const u32 = uint('u32', 4, false);
 export const be16 = uint('be16', 2, true);
 export const be32 = uint('be32', 4, true);
 
+/** A u32 map key or value in host (little-endian) order. */
+export function key32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+}
+
 export const u64: FieldType<bigint> = {
   kind: 'u64',
   size: 8,

@@ -21,6 +21,7 @@ import {
   type EventName,
   type OutcomeName,
 } from './abi.js';
+import { key32 } from './codec.js';
 import { fromDatapathAddress, parseCidr, toDatapathAddress, type Family } from './address.js';
 import { readLbCounters, readSlots, type LbCounters, type SlotRow } from './stats.js';
 
@@ -87,12 +88,6 @@ export class DatapathMapError extends Error {
     this.name = 'DatapathMapError';
   }
 }
-
-const key32 = (v: number): Buffer => {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(v);
-  return k;
-};
 
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {

@@ -1,7 +1,7 @@
 // Reads the datapath's per-CPU counters into named rows.
 import type { BpfMap } from '../../native/index.js';
 import { XlbCounter, XlbLbCounters } from './abi.js';
-import type { EnumMirror } from './codec.js';
+import { key32, type EnumMirror } from './codec.js';
 
 export interface CounterValue {
   packets: bigint;
@@ -13,12 +13,6 @@ export interface SlotRow<N extends string> extends CounterValue {
   /** Index = CPU number. */
   perCpu: CounterValue[];
 }
-
-const key32 = (v: number): Buffer => {
-  const k = Buffer.alloc(4);
-  k.writeUInt32LE(v);
-  return k;
-};
 
 /** Every slot of a counter array indexed by a C enum (xlb_drops, xlb_outcomes, xlb_events). */
 export function readSlots<N extends string>(

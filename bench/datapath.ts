@@ -107,6 +107,14 @@ export function liveFigures(r: LiveResult): Figure[] {
       ...(redirect !== undefined ? { baseline: redirect } : {}),
     });
   }
+  const share = r.paths.get('encap')?.cacheHitShare;
+  if (share !== undefined) {
+    figures.push({
+      name: `${veth} share of the encapsulated packets served from the flow cache (the rest: slot taken by another flow, full path)`,
+      value: share * 100,
+      unit: '%',
+    });
+  }
   if (redirect !== undefined && encap !== undefined) {
     figures.push({
       name: 'ratio [veth]: rate of xlb encapsulate+redirect / rate of bench_redirect',

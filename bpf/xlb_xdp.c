@@ -6,6 +6,7 @@
  *   VIP: fragment, bad extension, TTL <= 1, bad header  XDP_DROP (reason counted)
  *   VIP: ICMP fragmentation-needed / packet-too-big ... to the backend owning the
  *                                                       quoted flow
+ *   VIP: TCP/UDP, this CPU's flow cache holds the flow ... its backend, as below
  *   VIP: TCP/UDP -> frontend -> source ranges -> conntrack or Maglev -> backend
  *        backend on this node ......................... DNAT, XDP_PASS (the CNI
  *                                                       routes it to the pod)
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "counters.h"
 #include "encap.h"
+#include "flowcache.h"
 #include "icmp.h"
 #include "lb.h"
 #include "maps.h"
@@ -54,10 +56,23 @@ static __always_inline void outcome(struct verdict *v, int action, enum xlb_outc
   v->outcome = o;
 }
 
+static __always_inline void not_vip(struct verdict *v, int decapsulated) {
+  if (decapsulated)
+    drop(v, XLB_DROP_DECAP_NOT_VIP);
+  else
+    outcome(v, XDP_PASS, XLB_OUT_PASS_NOT_VIP);
+}
+
+/* The hash an IPv6 outer header carries as its flow label (IPv4: none). */
+static __always_inline __u32 outer_hash(const struct packet *p, const struct xlb_flow_key *flow,
+                                        const struct xlb_service *svc) {
+  return p->family == XLB_FAMILY_IPV6 ? hash_flow(flow, svc) : 0;
+}
+
 /* Sends the current frame to `node` in a tunnel, or answers too-big. */
-static __always_inline void tunnel(struct xdp_md *ctx, struct packet *p, const __u8 *node,
-                                   const struct xlb_flow_key *flow, const struct xlb_service *svc,
-                                   int icmp_ok, struct verdict *v) {
+static __always_inline void tunnel(struct xdp_md *ctx, struct packet *p,
+                                   const struct xlb_backend *b, __u32 backend_id, __u32 hash,
+                                   __u32 generation, int icmp_ok, struct verdict *v) {
   if (p->l3_len + encap_overhead(p->family) > xlb_config.mtu) {
     int df = 1;
     if (p->family == XLB_FAMILY_IPV4) {
@@ -71,15 +86,13 @@ static __always_inline void tunnel(struct xdp_md *ctx, struct packet *p, const _
     }
     return drop(v, XLB_DROP_TOO_BIG);
   }
-  /* Only an IPv6 outer header carries the hash (its flow label). */
-  __u32 hash = p->family == XLB_FAMILY_IPV6 ? hash_flow(flow, svc) : 0;
-  if (!encapsulate(ctx, p, node, hash)) return drop(v, XLB_DROP_HEADROOM);
-  v->action = fib_forward(ctx, p->family, &v->outcome, &v->drop);
+  if (!encapsulate(ctx, p, b->node_addr, hash)) return drop(v, XLB_DROP_HEADROOM);
+  v->action = fib_forward(ctx, p->family, backend_id, generation, &v->outcome, &v->drop);
 }
 
 /* An ICMP error sent to a VIP: deliver it to whoever owns the quoted flow. */
 static __always_inline void icmp_error(struct xdp_md *ctx, struct packet *p, int decapsulated,
-                                       struct verdict *v) {
+                                       __u32 generation, struct verdict *v) {
   struct icmp_quote q = {};
   if (!parse_quote(p, &q)) return drop(v, XLB_DROP_ICMP_UNMATCHED);
   struct xlb_service *svc = frontend_lookup(q.flow.dst, q.flow.dport_be, q.flow.proto, p->family);
@@ -92,15 +105,40 @@ static __always_inline void icmp_error(struct xdp_md *ctx, struct packet *p, int
     return outcome(v, XDP_PASS, XLB_OUT_ICMP_LOCAL);
   }
   if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
-  tunnel(ctx, p, sel.backend->node_addr, &q.flow, svc, 0, v);
+  tunnel(ctx, p, sel.backend, sel.backend_id, outer_hash(p, &q.flow, svc), generation, 0, v);
   /* Counted only when it really goes on (not too big, routable). */
   if (v->drop < 0) count_event(XLB_EV_ICMP_ENCAP, p->len);
+}
+
+/* A flow whose verdict this CPU cached: the same backend, with no hash
+ * lookup. Returns 0, before touching the frame, when the full path must
+ * decide instead. */
+static __always_inline int cached(struct xdp_md *ctx, struct packet *p, int decapsulated,
+                                  __u32 generation, struct verdict *v) {
+  struct xlb_cached_flow *c = flow_cache_get(&p->key, generation);
+  if (!c) return 0;
+  __u32 backend_id = c->backend_id, service_id = c->service_id, hash = c->hash;
+  struct xlb_backend *b = live_backend(backend_id);
+  if (!b || b->family != p->family) return 0;
+  if (b->flags & XLB_BACKEND_F_LOCAL) {
+    if (!dnat(p, b->addr, b->port_be))
+      drop(v, XLB_DROP_MALFORMED);
+    else
+      outcome(v, XDP_PASS, XLB_OUT_LOCAL);
+  } else {
+    if (decapsulated || p->l3_len + encap_overhead(p->family) > xlb_config.mtu) return 0;
+    tunnel(ctx, p, b, backend_id, hash, generation, 0, v);
+  }
+  count_event(XLB_EV_FLOW_CACHE_HIT, p->len);
+  lb_count(&xlb_service_stats, service_id, p->len, 0);
+  lb_count(&xlb_backend_stats, backend_id, p->len, 0);
+  return 1;
 }
 
 /* Traffic addressed to a VIP. svc is its frontend's service when the caller
  * already found it (TCP/UDP with readable ports), else 0. */
 static __always_inline void balance(struct xdp_md *ctx, struct packet *p, struct xlb_service *svc,
-                                    int decapsulated, struct verdict *v) {
+                                    int decapsulated, __u32 generation, struct verdict *v) {
   if (p->fragment) return drop(v, XLB_DROP_FRAGMENT);
   if (p->ext_unsupported) return drop(v, XLB_DROP_IPV6_EXTENSION);
   if (p->ttl <= 1) return drop(v, XLB_DROP_TTL_EXPIRED);
@@ -112,7 +150,7 @@ static __always_inline void balance(struct xdp_md *ctx, struct packet *p, struct
     enum icmp_kind kind = icmp_kind(p);
     if (kind == ICMP_KIND_INVALID) return drop(v, XLB_DROP_MALFORMED);
     if (kind != ICMP_KIND_TOO_BIG) return drop(v, XLB_DROP_UNSUPPORTED_PROTO);
-    return icmp_error(ctx, p, decapsulated, v);
+    return icmp_error(ctx, p, decapsulated, generation, v);
   }
   if (!svc) {
     if (p->l4_proto != IPPROTO_TCP && p->l4_proto != IPPROTO_UDP)
@@ -137,10 +175,14 @@ static __always_inline void balance(struct xdp_md *ctx, struct packet *p, struct
     else if (svc->flags & XLB_SERVICE_F_AFFINITY)
       record_reverse(&p->key, b, svc->id, 1);
     if (!dnat(p, b->addr, b->port_be)) return drop(v, XLB_DROP_MALFORMED);
+    flow_cache_put(&p->key, generation, svc, sel.backend_id, 0);
     return outcome(v, XDP_PASS, XLB_OUT_LOCAL);
   }
   if (decapsulated) return drop(v, XLB_DROP_DECAP_NOT_LOCAL);
-  tunnel(ctx, p, b->node_addr, &p->key, svc, 1, v);
+  __u32 hash = outer_hash(p, &p->key, svc);
+  tunnel(ctx, p, b, sel.backend_id, hash, generation, 1, v);
+  if (v->drop < 0 && v->outcome != XLB_OUT_ICMP_TOO_BIG)
+    flow_cache_put(&p->key, generation, svc, sel.backend_id, hash);
 }
 
 SEC("xdp")
@@ -179,21 +221,31 @@ int xlb_xdp(struct xdp_md *ctx) {
     }
   }
 
-  /* The common case with one lookup: a TCP or UDP packet that matches a
-   * frontend is for a VIP. Only a miss asks xlb_vips whether to drop it
-   * (a VIP port nobody serves) or let it pass (not a VIP at all). */
-  struct xlb_service *svc = 0;
-  if ((p.l4_proto == IPPROTO_TCP || p.l4_proto == IPPROTO_UDP) && !p.fragment &&
-      parse_ports(&p) == PARSE_OK)
-    svc = frontend_lookup(p.key.dst, p.key.dport_be, p.key.proto, p.family);
-  if (!svc && !vip_lookup(p.key.dst, p.family)) {
-    if (decapsulated)
-      drop(&v, XLB_DROP_DECAP_NOT_VIP);
-    else
-      outcome(&v, XDP_PASS, XLB_OUT_PASS_NOT_VIP);
+  if (!vip_maybe(p.key.dst)) {
+    not_vip(&v, decapsulated);
     return finish(&v, bytes);
   }
-  balance(ctx, &p, svc, decapsulated, &v);
+  /* Read before any lookup, so a change made meanwhile outdates what this
+   * packet puts in the cache. */
+  __u32 generation = flow_cache_generation();
+  int ports = (p.l4_proto == IPPROTO_TCP || p.l4_proto == IPPROTO_UDP) && !p.fragment &&
+              parse_ports(&p) == PARSE_OK;
+  /* Packets the full path would drop or count specially never take the
+   * cached verdict. */
+  if (ports && !p.ext_unsupported && !p.options && p.ttl > 1 &&
+      cached(ctx, &p, decapsulated, generation, &v))
+    return finish(&v, bytes);
+
+  /* A TCP or UDP packet that matches a frontend is for a VIP. Only a miss
+   * asks xlb_vips whether to drop it (a VIP port nobody serves) or let it
+   * pass (not a VIP at all: the filter is only a first sieve). */
+  struct xlb_service *svc = 0;
+  if (ports) svc = frontend_lookup(p.key.dst, p.key.dport_be, p.key.proto, p.family);
+  if (!svc && !vip_lookup(p.key.dst, p.family)) {
+    not_vip(&v, decapsulated);
+    return finish(&v, bytes);
+  }
+  balance(ctx, &p, svc, decapsulated, generation, &v);
   return finish(&v, bytes);
 }
 

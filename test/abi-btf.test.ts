@@ -50,11 +50,13 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
       _pad0: pad(1),
       node_ipv4_be: ipv4,
       node_ipv6: ipv6,
+      hz: u32,
+      flow_cache_size: u32,
     });
     const problems = compareStruct(btf, drifted);
     expect(problems).toContain('xlb_config.mtu: size C 2, TypeScript 4');
     expect(problems).toContain('xlb_config.flags: offset C 10, TypeScript 12');
-    expect(problems.some((p) => p.startsWith('struct xlb_config: size C 32'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('struct xlb_config: size C 40'))).toBe(true);
   });
 
   it('catches missing and extra fields, missing structs and changed enum values', () => {
@@ -88,9 +90,11 @@ describe('datapath ABI: TypeScript codecs against the compiled objects’ BTF', 
       flags: 0,
       node_ipv4_be: '203.0.113.9',
       node_ipv6: '2001:db8::9',
+      hz: 250,
+      flow_cache_size: 65536,
     };
     const bytes = XlbConfig.encode(config);
-    expect(bytes.length).toBe(32);
+    expect(bytes.length).toBe(40);
     expect([...bytes.subarray(12, 16)]).toEqual([203, 0, 113, 9]); // network order
     expect(XlbConfig.decode(bytes)).toEqual(config);
     expect(() => XlbConfig.encode({ ...config, mtu: 70000 })).toThrow(/out of range/);

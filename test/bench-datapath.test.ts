@@ -44,7 +44,18 @@ describe('datapath benchmark, test-run half', () => {
     const o = { rounds: 1, calls: 20, repeat: 200, prefix: 'xlbdt' };
     const r = measureTestRun(o);
     expect([...r.paths.keys()].sort()).toEqual(
-      ['decap', 'encap', 'encap6', 'hit', 'hitLoop', 'ipv6', 'miss', 'notVip', 'notVipLoop'].sort(),
+      [
+        'decap',
+        'encap',
+        'encap6',
+        'hit',
+        'hitFull',
+        'hitLoop',
+        'ipv6',
+        'miss',
+        'notVip',
+        'notVipLoop',
+      ].sort(),
     );
     for (const [key, p] of r.paths) {
       expect(p.ns, key).toBeGreaterThan(0);
@@ -72,7 +83,7 @@ describe('datapath benchmark, test-run half', () => {
     afterAll(() => lab?.destroy());
 
     it('accepts packets that take the intended path', () => {
-      for (const key of ['hit', 'encap', 'decap', 'miss', 'notVip']) {
+      for (const key of ['hit', 'hitFull', 'encap', 'decap', 'miss', 'notVip']) {
         expect(lab.measurePath(caseOf(key), 5), key).toBeGreaterThan(0);
       }
       expect(lab.measurePath(caseOf('hitLoop'), 100)).toBeGreaterThan(0);

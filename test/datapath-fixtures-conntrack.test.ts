@@ -121,22 +121,28 @@ describe('datapath fixtures: connection table and session affinity (XDP test_run
 
   const MISS = { CONNTRACK_MISS: 1 };
   const HIT = { CONNTRACK_HIT: 1 };
+  const CACHED = { FLOW_CACHE_HIT: 1 };
+  /** The next packet of an established flow takes the full path (a connection-table hit). */
+  const uncache = (): void => dp.maps.invalidateFlowCache();
 
   it.each([
     { family: 'IPv4', client: CLIENT4, vip: VIP4, id: 50, a: 150, b: 152 },
     { family: 'IPv6', client: CLIENT6, vip: VIP6, id: 51, a: 151, b: 153 },
   ])(
-    '$family: first packet misses, the second hits and stays on its backend after the table changed; a new flow follows the new table',
+    '$family: first packet misses, later ones hit (flow cache, then the connection table) and stay on their backend after the table changed; a new flow follows the new table',
     ({ client, vip, id, a, b }) => {
       const svc = service({ id, vip, port: 9001, proto: 'TCP', backends: [a] });
       send(svc, client, 50000, a, MISS, true);
       expect(flowOf(client, 50000, 9001)).toMatchObject({ backendId: a, serviceId: id, vip });
       dp.maps.installMaglevTable(id, tableOf([b]));
       expect(dp.maps.maglevTable(id)).toEqual(tableOf([b]));
-      send(svc, client, 50000, a, HIT, false);
+      send(svc, client, 50000, a, CACHED, false);
       send(svc, client, 50001, b, MISS, true);
-      send(svc, client, 50001, b, HIT, false);
+      send(svc, client, 50001, b, CACHED, false);
+      uncache();
       send(svc, client, 50000, a, HIT, false);
+      send(svc, client, 50000, a, CACHED, false);
+      send(svc, client, 50001, b, HIT, false);
     },
   );
 
@@ -150,6 +156,8 @@ describe('datapath fixtures: connection table and session affinity (XDP test_run
       send(svc, client, 50000, a, MISS, true);
       installBackend(dp, { ...backends.get(a)!, state: 'terminating' });
       dp.maps.installMaglevTable(id, tableOf([b]));
+      send(svc, client, 50000, a, CACHED, false);
+      uncache();
       send(svc, client, 50000, a, HIT, false);
       send(svc, client, 50002, b, MISS, true);
       installBackend(dp, backends.get(a)!);
@@ -169,7 +177,7 @@ describe('datapath fixtures: connection table and session affinity (XDP test_run
       try {
         send(svc, client, 50000, b, { BACKEND_GONE: 1, CONNTRACK_MISS: 1 }, true);
         expect(flowOf(client, 50000, 9003)).toMatchObject({ backendId: b, serviceId: id });
-        send(svc, client, 50000, b, HIT, false);
+        send(svc, client, 50000, b, CACHED, false);
       } finally {
         installBackend(dp, backends.get(a)!);
       }
@@ -261,7 +269,8 @@ describe('datapath fixtures: connection table and session affinity (XDP test_run
     send(v4, CLIENT4, 50003, 154, { AFFINITY_HIT: 1 }, false);
     expect(flowOf(CLIENT4, 0, 9006)).toMatchObject({ backendId: 154 });
     expect(flowOf(CLIENT6, 0, 9006)).toMatchObject({ backendId: 155 });
-    // A hit more than a second after the last refresh renews the entry.
+    // A hit more than a second after the last refresh renews the entry (the
+    // flow cache's entry has expired by then too).
     send(plain, CLIENT4, 50000, 152, HIT, false);
     expect(flowOf(CLIENT4, 50000, 9007)!.lastSeenNs).toBeGreaterThan(seen + 1_000_000_000n);
   });

@@ -62,6 +62,8 @@ interface Case {
   ingress?: Ingress;
   /** Balanced packets: the service and backend whose counters must move. */
   counted?: { svc: FixtureService; backend: number; newFlow: boolean };
+  /** Empty the flow cache first, so an established flow takes the full path. */
+  uncached?: boolean;
 }
 
 const ETH_TX: EthLayer = eth({ src: LINKS.eth0.mac, dst: LINKS.eth0.gwMac });
@@ -107,9 +109,15 @@ function encap(
   out: { eth: EthLayer; outer: Layer },
   verdict: PacketExpectation['verdict'],
   slot: PacketExpectation['slot'],
-  sel: { backend: number; newFlow?: boolean; events?: PacketExpectation['events'] },
+  sel: {
+    backend: number;
+    newFlow?: boolean;
+    uncached?: boolean;
+    events?: PacketExpectation['events'];
+  },
 ): Case {
   const newFlow = sel.newFlow ?? true;
+  const hit = sel.uncached ? { CONNTRACK_HIT: 1 } : { FLOW_CACHE_HIT: 1 };
   return {
     name,
     input: packet(...l2In, ...inner),
@@ -117,9 +125,10 @@ function encap(
       verdict,
       output: packet(out.eth, out.outer, ...inner),
       slot,
-      events: sel.events ?? (newFlow ? { CONNTRACK_MISS: 1 } : { CONNTRACK_HIT: 1 }),
+      events: sel.events ?? (newFlow ? { CONNTRACK_MISS: 1 } : hit),
     },
     counted: { svc, backend: sel.backend, newFlow },
+    ...(sel.uncached ? { uncached: true } : {}),
   };
 }
 
@@ -141,7 +150,7 @@ const encapsulation: Case[] = [
     { backend: B.tx4.id },
   ),
   encap(
-    'IPv4 TCP, second packet of the flow: same tunnel (conntrack hit)',
+    'IPv4 TCP, second packet of the flow: same tunnel, from the flow cache with its next hop',
     S.tx4,
     tcp4(40000, 81, { tos: 0xb8 }),
     [ETH_IN],
@@ -149,6 +158,16 @@ const encapsulation: Case[] = [
     'tx',
     TX,
     { backend: B.tx4.id, newFlow: false },
+  ),
+  encap(
+    'IPv4 TCP, third packet with the flow cache emptied: same tunnel (conntrack hit)',
+    S.tx4,
+    tcp4(40000, 81, { tos: 0xb8 }),
+    [ETH_IN],
+    { eth: ETH_TX, outer: outer4(PEER4.tx, 0xb8) },
+    'tx',
+    TX,
+    { backend: B.tx4.id, newFlow: false, uncached: true },
   ),
   encap(
     'IPv4 UDP to a remote backend: IPIP (XDP_TX)',
@@ -173,6 +192,16 @@ const encapsulation: Case[] = [
     'tx',
     TX,
     { backend: B.tx6.id },
+  ),
+  encap(
+    'IPv6 TCP, second packet from the flow cache: the same flow label and next hop',
+    S.tx6,
+    tcp6(40000, 81, { tc: 0x2e }),
+    [ETH_IN],
+    { eth: ETH_TX, outer: outer6(PEER6.tx, 0x2e, label6(S.tx6, 40000)) },
+    'tx',
+    TX,
+    { backend: B.tx6.id, newFlow: false },
   ),
   encap(
     'IPv6 TCP with session affinity: flow label hashes the client only',
@@ -535,6 +564,7 @@ describe('datapath fixtures: remote backends, FIB and too-big (XDP test_run in a
     const ingress = c.ingress === 'eth1' ? net.eth1 : net.eth0;
     const svcBefore = c.counted && dp.maps.serviceCounters(c.counted.svc.id);
     const beBefore = c.counted && dp.maps.backendCounters(c.counted.backend);
+    if (c.uncached) dp.maps.invalidateFlowCache();
     try {
       expectPacket(dp, c.input, c.expect, { netns: net.node, ingressIfindex: ingress });
     } catch (e) {

@@ -58,6 +58,8 @@ describe('BpfObject', () => {
       flags: 0,
       node_ipv4_be: '192.0.2.7',
       node_ipv6: '2001:db8::7',
+      hz: 250,
+      flow_cache_size: 1024,
     };
     obj.setGlobal('xlb_config', XlbConfig.encode(config));
     obj.load();

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "csum.h"
+#include "flowcache.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -75,10 +76,6 @@ static __always_inline __u16 ipv4_header_csum(struct iphdr *ip) {
   return csum_fold(csum_partial_words((__u16 *)ip, sizeof(*ip) / 2));
 }
 
-/* How long a next hop from the FIB is reused: a route or neighbour change
- * reaches tunnelled traffic within this time. */
-#define NEXTHOP_TTL_NS 1000000000ULL
-
 static __always_inline int send_via(struct ethhdr *eth, const __u8 *dmac, const __u8 *smac,
                                     __u32 ifindex, __u32 ingress, int *outcome) {
   __builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
@@ -91,19 +88,27 @@ static __always_inline int send_via(struct ethhdr *eth, const __u8 *dmac, const 
   return bpf_redirect(ifindex, 0);
 }
 
-/* Sends a finished encapsulated frame towards the outer destination: MACs
- * and interface from the kernel's FIB, remembered per destination for
- * NEXTHOP_TTL_NS (a FIB lookup costs more than the rest of the path).
- * Returns the XDP action and sets *outcome or *drop. */
-static __always_inline int fib_forward(struct xdp_md *ctx, __u8 family, int *outcome, int *drop) {
+/* Sends a finished encapsulated frame towards the outer destination, the
+ * node of `backend_id`: MACs and interface from the kernel's FIB,
+ * remembered per backend for a second (a route or neighbour change reaches
+ * tunnelled traffic within that time; a FIB lookup costs more than the rest
+ * of the path) and while the flow cache generation stands (a backend that
+ * moved bumps it). Returns the XDP action and sets *outcome or *drop. */
+static __always_inline int fib_forward(struct xdp_md *ctx, __u8 family, __u32 backend_id,
+                                       __u32 generation, int *outcome, int *drop) {
   void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
   struct ethhdr *eth = data;
   /* Read once: the compiler must not turn a later read into a derived ctx
    * pointer, which the verifier refuses. */
   __u32 ingress = ctx->ingress_ifindex;
-  struct bpf_fib_lookup fib = {.ifindex = ingress};
-  struct nexthop_key nk = {.ingress_ifindex = ingress, .family = family};
   if ((void *)(eth + 1) > end) goto malformed;
+  __u32 now = jiffies32();
+  struct nexthop *nh = bpf_map_lookup_elem(&xlb_nexthops, &backend_id);
+  if (nh && nh->ifindex && nh->ingress_ifindex == ingress && nh->generation == generation &&
+      now - nh->checked_jiffies < xlb_config.hz)
+    return send_via(eth, nh->dmac, nh->smac, nh->ifindex, ingress, outcome);
+
+  struct bpf_fib_lookup fib = {.ifindex = ingress};
   if (family == XLB_FAMILY_IPV4) {
     struct iphdr *ip = data + sizeof(*eth);
     if ((void *)(ip + 1) > end) goto malformed;
@@ -112,7 +117,6 @@ static __always_inline int fib_forward(struct xdp_md *ctx, __u8 family, int *out
     fib.tot_len = bpf_ntohs(ip->tot_len);
     fib.ipv4_src = ip->saddr;
     fib.ipv4_dst = ip->daddr;
-    __builtin_memcpy(nk.addr, &ip->daddr, 4);
   } else {
     struct ipv6hdr *ip6 = data + sizeof(*eth);
     if ((void *)(ip6 + 1) > end) goto malformed;
@@ -120,13 +124,7 @@ static __always_inline int fib_forward(struct xdp_md *ctx, __u8 family, int *out
     fib.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
     __builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
     __builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
-    __builtin_memcpy(nk.addr, &ip6->daddr, 16);
   }
-  __u64 now = bpf_ktime_get_coarse_ns();
-  struct nexthop *nh = bpf_map_lookup_elem(&xlb_nexthops, &nk);
-  if (nh && now < nh->expires_ns)
-    return send_via(eth, nh->dmac, nh->smac, nh->ifindex, ingress, outcome);
-
   int rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
   if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
     /* The next hop's MAC is not known yet: the kernel forwards this one
@@ -138,10 +136,14 @@ static __always_inline int fib_forward(struct xdp_md *ctx, __u8 family, int *out
     *drop = rc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? XLB_DROP_TOO_BIG : XLB_DROP_FIB;
     return XDP_DROP;
   }
-  struct nexthop fresh = {.ifindex = fib.ifindex, .expires_ns = now + NEXTHOP_TTL_NS};
-  __builtin_memcpy(fresh.dmac, fib.dmac, ETH_ALEN);
-  __builtin_memcpy(fresh.smac, fib.smac, ETH_ALEN);
-  bpf_map_update_elem(&xlb_nexthops, &nk, &fresh, BPF_ANY);
+  if (nh) {
+    nh->ifindex = fib.ifindex;
+    nh->ingress_ifindex = ingress;
+    __builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+    __builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+    nh->generation = generation;
+    nh->checked_jiffies = now;
+  }
   return send_via(eth, fib.dmac, fib.smac, fib.ifindex, ingress, outcome);
 malformed:
   *drop = XLB_DROP_MALFORMED;

@@ -112,9 +112,12 @@ static __always_inline int select_backend(const struct xlb_flow_key *flow,
         sel->backend_id = ct->backend_id;
         sel->backend = b;
         sel->new_flow = 0;
-        /* Renewing costs a cache-line write; once a second keeps affinity
-         * timeouts and the reverse entries fresh. */
-        if (record && now - ct->last_seen_ns > NSEC_PER_SEC) {
+        /* Renewing costs a cache-line write; once a second keeps the reverse
+         * entries fresh, and twice per timeout an active client's pin. */
+        __u64 refresh = NSEC_PER_SEC;
+        if (affinity && svc->affinity_timeout_s * NSEC_PER_SEC / 2 < refresh)
+          refresh = svc->affinity_timeout_s * NSEC_PER_SEC / 2;
+        if (record && now - ct->last_seen_ns > refresh) {
           ct->last_seen_ns = now;
           sel->refreshed = 1;
         }

@@ -75,28 +75,58 @@ struct {
   __type(value, __u32);
 } xlb_source_ranges SEC(".maps");
 
-/* Next hops towards other nodes, as the FIB gave them (encap.h). The
- * datapath's own cache: the control plane only reads it. */
-struct nexthop_key {
-  __u8 addr[16];
-  __u32 ingress_ifindex;
-  __u8 family;
-  __u8 _pad0[3];
-};
-
+/* The next hop towards each remote backend's node, as the FIB gave it
+ * (encap.h): per backend id, like xlb_backends, and per CPU so a slot is
+ * never read half-written. The datapath's own cache. */
 struct nexthop {
   __u32 ifindex;
+  __u32 ingress_ifindex; /* valid for frames arriving here */
   __u8 dmac[6];
   __u8 smac[6];
-  __u64 expires_ns;
+  __u32 generation; /* xlb_flow_cache_gen: a backend that moved invalidates it */
+  __u32 checked_jiffies;
 };
 
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4096);
-  __type(key, struct nexthop_key);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
   __type(value, struct nexthop);
 } xlb_nexthops SEC(".maps");
+
+/* Which addresses may be VIPs: one bit per slot of a hash of the address
+ * (flowcache.h), set by the control plane for every VIP. A clear bit proves
+ * the packet is not for a VIP, so the host's own traffic passes after one
+ * array read instead of two hash lookups. */
+#define XLB_VIP_FILTER_WORDS 1024
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, XLB_VIP_FILTER_WORDS);
+  __type(key, __u32);
+  __type(value, __u64);
+} xlb_vip_filter SEC(".maps");
+
+/* The flow cache (flowcache.h): per CPU, so a slot is only ever written and
+ * read by one CPU and never torn. The loader sets its size (a power of two,
+ * xlb_config.flow_cache_size): 64 bytes per slot and CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct xlb_cached_flow);
+} xlb_flow_cache SEC(".maps");
+
+/* Slot 0: the flow cache generation. The control plane increments it after
+ * any change that could alter a cached verdict other than a backend's state
+ * (frontends, source ranges, VIPs, backends' addresses); every cached entry
+ * of an older generation is then ignored. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} xlb_flow_cache_gen SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

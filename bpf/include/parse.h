@@ -47,18 +47,20 @@ struct vlan_tag {
 struct packet {
   void *data;
   void *data_end;
-  __u32 len;               /* frame length */
-  __u16 l3_off;            /* Ethernet header and VLAN tags */
-  __u16 l4_off;            /* start of the transport header */
-  __u16 l3_len;            /* IP total length per the header (IPv6: 40 + payload length) */
-  __u16 eth_proto;         /* host order: innermost ethertype */
-  __u8 family;             /* XLB_FAMILY_IPV4 / XLB_FAMILY_IPV6 */
-  __u8 l4_proto;           /* IPPROTO_*; for IPv6 the first header past the extensions */
-  __u8 ttl;                /* TTL or hop limit */
-  __u8 fragment;           /* any fragment, first or later */
-  __u8 ext_unsupported;    /* IPv6 extension xlb does not process, or routing with segments left */
-  __u8 options;            /* IPv4 header longer than 20 bytes */
-  struct xlb_flow_key key; /* addresses, protocol and family; ports by parse_ports() */
+  __u32 len;            /* frame length */
+  __u16 l3_off;         /* Ethernet header and VLAN tags */
+  __u16 l4_off;         /* start of the transport header */
+  __u16 l3_len;         /* IP total length per the header (IPv6: 40 + payload length) */
+  __u16 eth_proto;      /* host order: innermost ethertype */
+  __u8 family;          /* XLB_FAMILY_IPV4 / XLB_FAMILY_IPV6 */
+  __u8 l4_proto;        /* IPPROTO_*; for IPv6 the first header past the extensions */
+  __u8 ttl;             /* TTL or hop limit */
+  __u8 fragment;        /* any fragment, first or later */
+  __u8 ext_unsupported; /* IPv6 extension xlb does not process, or routing with segments left */
+  __u8 options;         /* IPv4 header longer than 20 bytes */
+  /* Addresses, protocol and family; ports by parse_ports(). Aligned so the
+   * hashes and compares may read it in whole words. */
+  struct xlb_flow_key key __attribute__((aligned(8)));
 };
 
 enum parse_result {

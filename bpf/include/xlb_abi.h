@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define XLB_ABI_VERSION 2
+#define XLB_ABI_VERSION 3
 
 /* Values of every `family` field. */
 enum xlb_family {
@@ -95,6 +95,21 @@ struct xlb_flow {
   __u32 backend_id;
   __u32 service_id;
   __u64 last_seen_ns; /* refreshed at most about once a second */
+};
+
+/* xlb_flow_cache value (per CPU, direct-mapped by a hash of the key): the
+ * verdict the full path reached for a flow, reused for up to a second while
+ * the cache generation and the backend's state allow. A hit costs no hash
+ * map lookup, which is what a connection-table hit otherwise spends most of
+ * its time on. */
+struct xlb_cached_flow {
+  struct xlb_flow_key key;
+  __u32 backend_id;
+  __u32 service_id;
+  __u32 hash;             /* the flow hash (outer IPv6 flow label) */
+  __u32 generation;       /* xlb_flow_cache_gen when it was filled */
+  __u32 checked_jiffies;  /* when the full path last confirmed it (low 32 bits) */
+  __u32 lifetime_jiffies; /* a second, or less with a short session affinity timeout */
 };
 
 /* xlb_reverse value: what a pod's reply has as source after tc egress. */
@@ -178,7 +193,8 @@ enum xlb_event {
   XLB_EV_IPV4_OPTIONS = 6,   /* VIP traffic with IPv4 options (balanced as usual) */
   XLB_EV_ICMP_ENCAP = 7,     /* ICMP error sent on to the backend's node */
   XLB_EV_TC_REVERSE_NAT = 8, /* tc egress rewrote a reply's source to VIP:port */
-  XLB_EV__COUNT = 9,
+  XLB_EV_FLOW_CACHE_HIT = 9, /* the flow's verdict came from this CPU's flow cache */
+  XLB_EV__COUNT = 10,
 };
 
 /* Feature switches in xlb_config.flags. */
@@ -197,6 +213,8 @@ struct xlb_config {
   __u8 _pad0;
   __be32 node_ipv4_be; /* outer source of IPIP, and what decapsulation answers to */
   __u8 node_ipv6[16];
+  __u32 hz; /* jiffies per second (CONFIG_HZ): the flow cache and next hops age in jiffies */
+  __u32 flow_cache_size; /* slots of xlb_flow_cache per CPU, a power of two */
 };
 
 /* BTF describes only the types a program references. Every entry file places
@@ -219,6 +237,7 @@ struct xlb_abi_anchor {
   struct xlb_backend backend;
   struct xlb_flow_key flow_key;
   struct xlb_flow flow;
+  struct xlb_cached_flow cached_flow;
   struct xlb_reverse_nat reverse_nat;
   struct xlb_lpm_key lpm_key;
   struct xlb_lb_counters lb_counters;

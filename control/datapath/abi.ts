@@ -2,7 +2,7 @@
 // test compares every struct and enum here with the compiled objects' BTF.
 import { be16, bytes, cEnum, ipv4, ipv6, pad, struct, u32, u64, u8, u16 } from './codec.js';
 
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 export const XlbFamily = cEnum('xlb_family', 'XLB_FAMILY_', { IPV4: 4, IPV6: 6 });
 
@@ -60,6 +60,16 @@ export const XlbFlowKey = struct('xlb_flow_key', {
 });
 
 export const XlbFlow = struct('xlb_flow', { backend_id: u32, service_id: u32, last_seen_ns: u64 });
+
+export const XlbCachedFlow = struct('xlb_cached_flow', {
+  key: XlbFlowKey,
+  backend_id: u32,
+  service_id: u32,
+  hash: u32,
+  generation: u32,
+  checked_jiffies: u32,
+  lifetime_jiffies: u32,
+});
 
 export const XlbReverseNat = struct('xlb_reverse_nat', {
   vip: addr16,
@@ -126,7 +136,8 @@ export const XlbEvent = cEnum('xlb_event', 'XLB_EV_', {
   IPV4_OPTIONS: 6,
   ICMP_ENCAP: 7,
   TC_REVERSE_NAT: 8,
-  _COUNT: 9,
+  FLOW_CACHE_HIT: 9,
+  _COUNT: 10,
 });
 
 export const XlbConfigFlag = cEnum('xlb_config_flag', 'XLB_CONFIG_F_', {
@@ -142,6 +153,8 @@ export const XlbConfig = struct('xlb_config', {
   _pad0: pad(1),
   node_ipv4_be: ipv4,
   node_ipv6: ipv6,
+  hz: u32,
+  flow_cache_size: u32,
 });
 
 /** Every struct and enum of the ABI, for the BTF check and for tooling. */
@@ -153,6 +166,7 @@ export const abiStructs = [
   XlbBackend,
   XlbFlowKey,
   XlbFlow,
+  XlbCachedFlow,
   XlbReverseNat,
   XlbLpmKey,
   XlbLbCounters,

@@ -3,8 +3,10 @@
 // programs and maps taken out live until the caller closes them.
 import { BpfObject, type BpfProgram } from '../../native/index.js';
 import { ABI_VERSION, XlbConfig, XlbConfigFlag } from './abi.js';
+import { DEFAULT_FLOW_CACHE_SIZE } from './flowcache.js';
 import { DatapathMaps, mapNames, type MapName } from './maps.js';
 import { bpfObjectPath } from '../paths.js';
+import { FALLBACK_HZ, kernelHz } from '../system/kernel-hz.js';
 
 export interface DatapathSettings {
   /** Seed of the flow hash; must be the same on every node. */
@@ -16,6 +18,10 @@ export interface DatapathSettings {
   nodeIPv6: string;
   decap: boolean;
   icmpTooBig: boolean;
+  /** The kernel's CONFIG_HZ: cached verdicts and next hops live this many jiffies. */
+  hz: number;
+  /** Flow cache slots per CPU (a power of two; 64 bytes each). */
+  flowCacheSize: number;
 }
 
 export const defaultSettings: DatapathSettings = {
@@ -25,12 +31,27 @@ export const defaultSettings: DatapathSettings = {
   nodeIPv6: '::',
   decap: true,
   icmpTooBig: true,
+  hz: FALLBACK_HZ,
+  flowCacheSize: DEFAULT_FLOW_CACHE_SIZE,
 };
 
 /** Map sizes; the defaults are the object's. */
 export type MapSizes = Partial<Record<MapName, number>>;
 
+export class DatapathSettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatapathSettingsError';
+  }
+}
+
 export function encodeSettings(s: DatapathSettings): Buffer {
+  const size = s.flowCacheSize;
+  if (!Number.isInteger(size) || size < 1 || size > 1 << 24 || (size & (size - 1)) !== 0) {
+    throw new DatapathSettingsError(
+      `flow cache size ${size} must be a power of two between 1 and ${1 << 24}`,
+    );
+  }
   return XlbConfig.encode({
     abi_version: ABI_VERSION,
     hash_seed: s.hashSeed,
@@ -40,6 +61,8 @@ export function encodeSettings(s: DatapathSettings): Buffer {
       (s.icmpTooBig ? XlbConfigFlag.values.ICMP_TOO_BIG : 0),
     node_ipv4_be: s.nodeIPv4,
     node_ipv6: s.nodeIPv6,
+    hz: s.hz,
+    flow_cache_size: s.flowCacheSize,
   });
 }
 
@@ -65,14 +88,25 @@ export function loadDatapath(
   settings: Partial<DatapathSettings> = {},
   sizes: MapSizes = {},
 ): Datapath {
-  const config = encodeSettings({ ...defaultSettings, ...settings });
+  const effective = { ...defaultSettings, hz: kernelHz().hz, ...settings };
+  const config = encodeSettings(effective);
+  // The flow cache is indexed by a mask of its configured size; next hops
+  // are kept per backend id.
+  const allSizes: MapSizes = {
+    xlb_flow_cache: effective.flowCacheSize,
+    ...(sizes.xlb_backends !== undefined ? { xlb_nexthops: sizes.xlb_backends } : {}),
+    ...sizes,
+  };
+  if (allSizes.xlb_flow_cache !== effective.flowCacheSize) {
+    throw new DatapathSettingsError('size xlb_flow_cache through settings.flowCacheSize');
+  }
   const maps: Partial<Record<MapName, ReturnType<BpfObject['map']>>> = {};
   const programs: BpfProgram[] = [];
   try {
     {
       using obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
       obj.setGlobal('xlb_config', config);
-      for (const [name, size] of Object.entries(sizes)) obj.setMapMaxEntries(name, size);
+      for (const [name, size] of Object.entries(allSizes)) obj.setMapMaxEntries(name, size);
       obj.load();
       programs.push(obj.program('xlb_xdp'));
       for (const name of mapNames) maps[name] = obj.map(name);

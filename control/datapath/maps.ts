@@ -24,6 +24,7 @@ import {
 import { key32 } from './codec.js';
 import { fromDatapathAddress, parseCidr, toDatapathAddress, type Family } from './address.js';
 import { readLbCounters, readSlots, type LbCounters, type SlotRow } from './stats.js';
+import { vipFilterBit } from './flowcache.js';
 
 export const mapNames = [
   'xlb_vips',
@@ -34,6 +35,9 @@ export const mapNames = [
   'xlb_reverse',
   'xlb_source_ranges',
   'xlb_nexthops',
+  'xlb_vip_filter',
+  'xlb_flow_cache',
+  'xlb_flow_cache_gen',
   'xlb_service_stats',
   'xlb_backend_stats',
   'xlb_drops',
@@ -95,6 +99,20 @@ function checkPort(port: number, what: string): void {
   }
 }
 
+/** The backend is where it was; only its state may differ (a gone one is new). */
+function sameBackendPlace(a: Buffer, b: Buffer): boolean {
+  const x = XlbBackend.decode(a);
+  const y = XlbBackend.decode(b);
+  return (
+    x.state !== XlbBackendState.values.GONE &&
+    x.addr.equals(y.addr) &&
+    x.node_addr.equals(y.node_addr) &&
+    x.port_be === y.port_be &&
+    x.family === y.family &&
+    x.flags === y.flags
+  );
+}
+
 export class DatapathMaps implements Disposable {
   constructor(private readonly maps: Record<MapName, BpfMap>) {}
 
@@ -102,8 +120,49 @@ export class DatapathMaps implements Disposable {
     return this.maps[name];
   }
 
+  /**
+   * Makes every flow cached on any CPU take the full path once more. Called
+   * after each change that could alter a cached verdict; a backend's state
+   * needs none (the cache re-reads it per packet), a Maglev table neither
+   * (it decides new flows only, which the cache does not hold).
+   */
+  invalidateFlowCache(): void {
+    const slot = key32(0);
+    const gen = this.maps.xlb_flow_cache_gen.lookup(slot)?.readUInt32LE(0) ?? 0;
+    this.maps.xlb_flow_cache_gen.update(slot, key32((gen + 1) >>> 0));
+  }
+
+  /** The flow cache's current generation. */
+  flowCacheGeneration(): number {
+    return this.maps.xlb_flow_cache_gen.lookup(key32(0))?.readUInt32LE(0) ?? 0;
+  }
+
+  /** Sets or clears the filter bit of `vip`, given whether some VIP still needs it. */
+  private updateVipFilter(vip: string, set: boolean): void {
+    const bit = vipFilterBit(vip);
+    const slot = key32(bit >> 6);
+    const mask = 1n << BigInt(bit & 63);
+    const old = this.maps.xlb_vip_filter.lookup(slot)?.readBigUInt64LE(0) ?? 0n;
+    const word = set ? old | mask : old & ~mask;
+    if (word === old) return;
+    const value = Buffer.alloc(8);
+    value.writeBigUInt64LE(word);
+    this.maps.xlb_vip_filter.update(slot, value);
+  }
+
+  /** Every address in xlb_vips. */
+  *vips(): Generator<string> {
+    for (const k of this.maps.xlb_vips.keys()) {
+      const key = XlbVipKey.decode(k);
+      yield fromDatapathAddress(key.addr, key.family as Family);
+    }
+  }
+
   setVip(vip: string, frontends: number): void {
     const a = toDatapathAddress(vip);
+    // The filter bit first: until it is set the datapath passes the VIP's
+    // traffic to the host without looking further.
+    this.updateVipFilter(vip, true);
     this.maps.xlb_vips.update(
       XlbVipKey.encode({ addr: a.bytes, family: a.family }),
       XlbVip.encode({ frontends }),
@@ -112,7 +171,16 @@ export class DatapathMaps implements Disposable {
 
   deleteVip(vip: string): boolean {
     const a = toDatapathAddress(vip);
-    return this.maps.xlb_vips.delete(XlbVipKey.encode({ addr: a.bytes, family: a.family }));
+    const deleted = this.maps.xlb_vips.delete(
+      XlbVipKey.encode({ addr: a.bytes, family: a.family }),
+    );
+    // Another VIP may share the bit: clear it only when none does.
+    const bit = vipFilterBit(vip);
+    let shared = false;
+    for (const other of this.vips()) if (vipFilterBit(other) === bit) shared = true;
+    if (!shared) this.updateVipFilter(vip, false);
+    this.invalidateFlowCache();
+    return deleted;
   }
 
   private frontendKey(f: Frontend): Buffer {
@@ -134,10 +202,13 @@ export class DatapathMaps implements Disposable {
       this.frontendKey(f),
       XlbService.encode({ id: s.id, flags, affinity_timeout_s: s.affinityTimeoutSeconds ?? 0 }),
     );
+    this.invalidateFlowCache();
   }
 
   deleteFrontend(f: Frontend): boolean {
-    return this.maps.xlb_frontends.delete(this.frontendKey(f));
+    const deleted = this.maps.xlb_frontends.delete(this.frontendKey(f));
+    this.invalidateFlowCache();
+    return deleted;
   }
 
   setBackend(id: number, b: BackendEntry): void {
@@ -149,18 +220,20 @@ export class DatapathMaps implements Disposable {
         `backend ${b.address} and its node ${b.nodeAddress} are of different families`,
       );
     }
-    this.maps.xlb_backends.update(
-      key32(id),
-      XlbBackend.encode({
-        addr: addr.bytes,
-        node_addr: node.bytes,
-        port_be: b.port,
-        family: addr.family,
-        state:
-          b.state === 'active' ? XlbBackendState.values.ACTIVE : XlbBackendState.values.TERMINATING,
-        flags: b.local ? XlbBackendFlag.values.LOCAL : 0,
-      }),
-    );
+    const value = XlbBackend.encode({
+      addr: addr.bytes,
+      node_addr: node.bytes,
+      port_be: b.port,
+      family: addr.family,
+      state:
+        b.state === 'active' ? XlbBackendState.values.ACTIVE : XlbBackendState.values.TERMINATING,
+      flags: b.local ? XlbBackendFlag.values.LOCAL : 0,
+    });
+    const old = this.maps.xlb_backends.lookup(key32(id));
+    this.maps.xlb_backends.update(key32(id), value);
+    // Cached flows keep the next hop towards the backend's node: a backend
+    // that moved (another address, node or locality) must not keep it.
+    if (old && !sameBackendPlace(old, value)) this.invalidateFlowCache();
   }
 
   /** Marks a backend gone (its array slot zeroed): flows pinned to it are balanced afresh. */
@@ -216,10 +289,13 @@ export class DatapathMaps implements Disposable {
 
   addSourceRange(serviceId: number, cidr: string): void {
     this.maps.xlb_source_ranges.update(this.lpmKey(serviceId, cidr), key32(1));
+    this.invalidateFlowCache();
   }
 
   deleteSourceRange(serviceId: number, cidr: string): boolean {
-    return this.maps.xlb_source_ranges.delete(this.lpmKey(serviceId, cidr));
+    const deleted = this.maps.xlb_source_ranges.delete(this.lpmKey(serviceId, cidr));
+    this.invalidateFlowCache();
+    return deleted;
   }
 
   drops(): SlotRow<DropName>[] {

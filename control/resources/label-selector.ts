@@ -1,0 +1,44 @@
+// Kubernetes label selectors (metav1.LabelSelector) as our custom resources
+// accept them. Unknown fields are errors here: a misspelt "matchLabel" would
+// otherwise select everything.
+import { z } from 'zod';
+
+import { strictMap } from './common.js';
+import { labelKeyProblem, labelsSchema, labelValueProblem } from './meta.js';
+
+const requirementSchema = strictMap('a match expression', {
+  key: z.string({ error: 'a match expression needs a key (a label name)' }),
+  operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist'], {
+    error: 'operator is one of In, NotIn, Exists, DoesNotExist',
+  }),
+  values: z.array(z.string({ error: 'values are strings: quote numbers and booleans' })).optional(),
+}).superRefine((r, ctx) => {
+  const keyProblem = labelKeyProblem(r.key);
+  if (keyProblem !== undefined)
+    ctx.addIssue({ code: 'custom', message: keyProblem, path: ['key'] });
+  const values = r.values ?? [];
+  if ((r.operator === 'In' || r.operator === 'NotIn') && values.length === 0)
+    ctx.addIssue({
+      code: 'custom',
+      message: `operator ${r.operator} needs at least one value`,
+      path: ['values'],
+    });
+  if ((r.operator === 'Exists' || r.operator === 'DoesNotExist') && values.length > 0)
+    ctx.addIssue({
+      code: 'custom',
+      message: `operator ${r.operator} takes no values`,
+      path: ['values'],
+    });
+  for (const [i, v] of values.entries()) {
+    const problem = labelValueProblem(v);
+    if (problem !== undefined)
+      ctx.addIssue({ code: 'custom', message: problem, path: ['values', i] });
+  }
+});
+
+export const labelSelectorSchema = strictMap('a label selector', {
+  matchLabels: labelsSchema.optional(),
+  matchExpressions: z.array(requirementSchema).optional(),
+});
+
+export type LabelSelector = z.output<typeof labelSelectorSchema>;

@@ -1,0 +1,237 @@
+// The typed in-memory view of the cluster that every derivation reads.
+// Sources write whole objects (apply/delete, or replaceAll when they know
+// the whole state); readers get deterministic, key-ordered lists and one
+// batched notification per burst of changes.
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+
+import { SERVICE_NAME_LABEL } from '../resources/endpoint-slice.js';
+import type { IPPool } from '../resources/ip-pool.js';
+import {
+  objectKey,
+  RESOURCE_KINDS,
+  type ResourceKind,
+  type ResourceTypes,
+} from '../resources/kinds.js';
+
+import { sameContent } from './equal.js';
+
+/** Keys (`namespace/name`, or `name` for cluster-scoped kinds) that changed, per kind. */
+export type StoreChanges = { readonly [K in ResourceKind]: ReadonlySet<string> };
+
+export type StoreListener = (changes: StoreChanges) => void;
+
+/** The whole state of the kinds present; kinds left out are not touched. */
+export type StoreSnapshot = { [K in ResourceKind]?: readonly ResourceTypes[K][] };
+
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+type Tables = { [K in ResourceKind]: Map<string, ResourceTypes[K]> };
+
+function emptyTables(): Tables {
+  return { Service: new Map(), EndpointSlice: new Map(), Node: new Map(), IPPool: new Map() };
+}
+
+function emptyChanges(): Record<ResourceKind, Set<string>> {
+  return { Service: new Set(), EndpointSlice: new Set(), Node: new Set(), IPPool: new Set() };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function byKey(a: [string, unknown], b: [string, unknown]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+function sliceOwner(slice: V1EndpointSlice): string | undefined {
+  const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+  const namespace = slice.metadata?.namespace;
+  return service === undefined || namespace === undefined ? undefined : `${namespace}/${service}`;
+}
+
+export class ClusterStore {
+  private readonly tables = emptyTables();
+  /** Key-ordered lists per kind, rebuilt on the first read after a change. */
+  private readonly sorted = new Map<ResourceKind, readonly unknown[]>();
+  /** `namespace/service` -> keys of the EndpointSlices labelled with it. */
+  private readonly slicesByService = new Map<string, Set<string>>();
+  private readonly listeners = new Set<StoreListener>();
+  private pending: Record<ResourceKind, Set<string>> | undefined;
+
+  /**
+   * Stores a copy of `obj` (frozen: readers share it, so nobody may change it).
+   * Returns false, and notifies nobody, when an equal object is already stored.
+   */
+  apply<K extends ResourceKind>(kind: K, obj: ResourceTypes[K]): boolean {
+    return this.put(kind, objectKey(kind, obj), obj);
+  }
+
+  /** Returns whether the object existed. */
+  delete<K extends ResourceKind>(kind: K, key: string): boolean {
+    const table = this.tables[kind] as Map<string, ResourceTypes[K]>;
+    const old = table.get(key);
+    if (old === undefined) return false;
+    table.delete(key);
+    if (kind === 'EndpointSlice') this.unindexSlice(key, old as V1EndpointSlice);
+    this.changed(kind, key);
+    return true;
+  }
+
+  /**
+   * Makes each kind in `snapshot` hold exactly the given objects: adds, changes
+   * and removes as needed, in one notification. Checked whole before anything
+   * changes, so a bad snapshot leaves the store as it was.
+   */
+  replaceAll(snapshot: StoreSnapshot): void {
+    const keyed: { [K in ResourceKind]?: Map<string, ResourceTypes[K]> } = {};
+    for (const kind of RESOURCE_KINDS) {
+      const objects = snapshot[kind];
+      if (objects !== undefined) keyed[kind] = this.keyAll(kind, objects) as never;
+    }
+    for (const kind of RESOURCE_KINDS) {
+      const next = keyed[kind] as Map<string, ResourceTypes[typeof kind]> | undefined;
+      if (next === undefined) continue;
+      for (const key of [...this.tables[kind].keys()]) if (!next.has(key)) this.delete(kind, key);
+      for (const [key, obj] of next) this.put(kind, key, obj);
+    }
+  }
+
+  get<K extends ResourceKind>(kind: K, key: string): ResourceTypes[K] | undefined {
+    return (this.tables[kind] as Map<string, ResourceTypes[K]>).get(key);
+  }
+
+  /** Every object of `kind`, ordered by key. */
+  list<K extends ResourceKind>(kind: K): readonly ResourceTypes[K][] {
+    let list = this.sorted.get(kind);
+    if (list === undefined) {
+      list = [...this.tables[kind].entries()].sort(byKey).map(([, obj]) => obj);
+      this.sorted.set(kind, list);
+    }
+    return list as readonly ResourceTypes[K][];
+  }
+
+  services(): readonly V1Service[] {
+    return this.list('Service');
+  }
+
+  service(namespace: string, name: string): V1Service | undefined {
+    return this.tables.Service.get(`${namespace}/${name}`);
+  }
+
+  /** The slices labelled kubernetes.io/service-name=`serviceName` in `namespace`, ordered by key. */
+  endpointSlicesFor(namespace: string, serviceName: string): V1EndpointSlice[] {
+    const keys = this.slicesByService.get(`${namespace}/${serviceName}`);
+    if (keys === undefined) return [];
+    return [...keys].sort().map((k) => this.tables.EndpointSlice.get(k)!);
+  }
+
+  nodes(): readonly V1Node[] {
+    return this.list('Node');
+  }
+
+  node(name: string): V1Node | undefined {
+    return this.tables.Node.get(name);
+  }
+
+  pools(): readonly IPPool[] {
+    return this.list('IPPool');
+  }
+
+  pool(name: string): IPPool | undefined {
+    return this.tables.IPPool.get(name);
+  }
+
+  /**
+   * `listener` runs once per burst of changes (everything changed within one
+   * synchronous run of the caller), after the burst. Returns the unsubscribe.
+   */
+  subscribe(listener: StoreListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private keyAll<K extends ResourceKind>(
+    kind: K,
+    objects: readonly ResourceTypes[K][],
+  ): Map<string, ResourceTypes[K]> {
+    const keyed = new Map<string, ResourceTypes[K]>();
+    for (const obj of objects) {
+      const key = objectKey(kind, obj);
+      if (keyed.has(key))
+        throw new StoreError(
+          `the snapshot holds ${kind} '${key}' twice; a source must resolve duplicates`,
+        );
+      keyed.set(key, obj);
+    }
+    return keyed;
+  }
+
+  private put<K extends ResourceKind>(kind: K, key: string, obj: ResourceTypes[K]): boolean {
+    const table = this.tables[kind] as Map<string, ResourceTypes[K]>;
+    const old = table.get(key);
+    if (old !== undefined && sameContent(old, obj)) return false;
+    // A copy, so a source that reuses or edits its object cannot change what
+    // readers see behind the store's back (or hide a change from apply).
+    const copy = deepFreeze(structuredClone(obj));
+    table.set(key, copy);
+    if (kind === 'EndpointSlice') {
+      if (old !== undefined) this.unindexSlice(key, old as V1EndpointSlice);
+      this.indexSlice(key, copy as V1EndpointSlice);
+    }
+    this.changed(kind, key);
+    return true;
+  }
+
+  private indexSlice(key: string, slice: V1EndpointSlice): void {
+    const owner = sliceOwner(slice);
+    if (owner === undefined) return;
+    let keys = this.slicesByService.get(owner);
+    if (keys === undefined) this.slicesByService.set(owner, (keys = new Set()));
+    keys.add(key);
+  }
+
+  private unindexSlice(key: string, slice: V1EndpointSlice): void {
+    const owner = sliceOwner(slice);
+    if (owner === undefined) return;
+    const keys = this.slicesByService.get(owner);
+    keys?.delete(key);
+    if (keys?.size === 0) this.slicesByService.delete(owner);
+  }
+
+  private changed(kind: ResourceKind, key: string): void {
+    this.sorted.delete(kind);
+    if (this.pending === undefined) {
+      this.pending = emptyChanges();
+      // A microtask runs after the caller's synchronous burst, and leaves no
+      // timer behind that could keep a process alive.
+      queueMicrotask(() => this.flush());
+    }
+    this.pending[kind].add(key);
+  }
+
+  private flush(): void {
+    const changes = this.pending;
+    this.pending = undefined;
+    if (changes === undefined) return;
+    const errors: unknown[] = [];
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(changes);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    // One listener's bug must not starve the others, but it must not vanish either.
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, 'store listeners failed');
+  }
+}

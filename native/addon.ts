@@ -110,6 +110,7 @@ export interface RawAddon {
   ): RawBatch;
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags?: number): number;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
+  mapWriteMapped(fd: number, offset: number, data: Buffer): void;
   createMap(
     type: number,
     name: string,

@@ -44,6 +44,7 @@ export const MapFlag = {
   noPrealloc: 1,
   rdonlyProg: 1 << 7,
   wronlyProg: 1 << 8,
+  mmapable: 1 << 10,
   innerMap: 1 << 12,
 } as const;
 

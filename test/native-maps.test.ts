@@ -9,6 +9,7 @@ import {
   BpfObject,
   BpfProgram,
   isBpfError,
+  MapFlag,
   numPossibleCpus,
   unpin,
   XdpAction,
@@ -160,6 +161,37 @@ describe('BpfMap', () => {
       maxEntries: 8,
     });
     expect(() => outer.setInnerMap(u32le(1), wrong)).toThrow(/EINVAL/);
+  });
+
+  it('writes a whole mmapable array with one memory copy, and packed batches without a Buffer per element', () => {
+    using arr = BpfMap.create({
+      type: 'array',
+      name: 'xlb_t_mmap',
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 1000,
+      flags: MapFlag.mmapable,
+    });
+    const words = new Uint32Array(2 * 1000);
+    for (let i = 0; i < 1000; i++) words[2 * i] = 7 * i + 1;
+    arr.writeMapped(Buffer.from(words.buffer));
+    for (const i of [0, 1, 499, 999]) expect(arr.lookup(u32le(i))).toEqual(u32le(7 * i + 1));
+    arr.writeMapped(u32le(42), 8 * 10);
+    expect(arr.lookup(u32le(10))).toEqual(u32le(42));
+    expect(() => arr.writeMapped(Buffer.alloc(16), 8 * 999)).toThrow(RangeError);
+
+    using plain = BpfMap.create({
+      type: 'array',
+      name: 'xlb_t_plain',
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 4,
+    });
+    expect(() => plain.writeMapped(u32le(1))).toThrow(/not created mmapable/);
+    const keys = Buffer.concat([u32le(1), u32le(3)]);
+    expect(plain.updateBatchPacked(keys, Buffer.concat([u32le(10), u32le(30)]), 2)).toBe(2);
+    expect(plain.lookup(u32le(3))).toEqual(u32le(30));
+    expect(() => plain.updateBatchPacked(keys, u32le(10), 2)).toThrow(RangeError);
   });
 
   it('pins, reopens and unpins maps and programs', () => {

@@ -1,6 +1,6 @@
 // Typed writes and reads of the datapath's maps: the only place that knows
 // their keys and values. Callers speak addresses, ports and ids.
-import { BpfMap, MapFlag } from '../../native/index.js';
+import { BpfMap, MapFlag, numPossibleCpus } from '../../native/index.js';
 import {
   XlbBackend,
   XlbBackendFlag,
@@ -10,6 +10,7 @@ import {
   XlbFlow,
   XlbFlowKey,
   XlbFrontendKey,
+  XlbLbCounters,
   XlbLpmKey,
   XlbOutcome,
   XlbReverseNat,
@@ -22,7 +23,13 @@ import {
   type OutcomeName,
 } from './abi.js';
 import { key32 } from './codec.js';
-import { fromDatapathAddress, parseCidr, toDatapathAddress, type Family } from './address.js';
+import {
+  fromDatapathAddress,
+  networkAddress,
+  parseCidr,
+  toDatapathAddress,
+  type Family,
+} from './address.js';
 import { readLbCounters, readSlots, type LbCounters, type SlotRow } from './stats.js';
 import { vipFilterBit } from './flowcache.js';
 
@@ -97,6 +104,38 @@ function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new DatapathMapError(`${what} ${port} is not a port (1-65535)`);
   }
+}
+
+/** A new inner table for xlb_maglev: slot 0 = M, slots 1..M = backend ids. */
+function newMaglevTable(serviceId: number, table: ArrayLike<number>): BpfMap {
+  const m = table.length;
+  if (m < 1) {
+    throw new DatapathMapError(`service ${serviceId}: a Maglev table needs at least one slot`);
+  }
+  const inner = BpfMap.create({
+    type: 'array',
+    name: 'xlb_maglev_t',
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: m + 1,
+    flags: MapFlag.innerMap | MapFlag.mmapable,
+  });
+  try {
+    // The array's memory: one 8-byte element per slot, the id in its low word.
+    const words = new Uint32Array(2 * (m + 1));
+    words[0] = m;
+    for (let i = 0; i < m; i++) words[2 * (i + 1)] = table[i]!;
+    inner.writeMapped(hostWords(words));
+  } catch (e) {
+    inner.close();
+    throw e;
+  }
+  return inner;
+}
+
+/** A word array's bytes, in host order like every key and value the kernel reads. */
+function hostWords(words: Uint32Array): Buffer {
+  return Buffer.from(words.buffer, words.byteOffset, words.byteLength);
 }
 
 /** The backend is where it was; only its state may differ (a gone one is new). */
@@ -211,6 +250,62 @@ export class DatapathMaps implements Disposable {
     return deleted;
   }
 
+  /** Every frontend with the service entry it leads to (TCP and UDP; nothing else is ever written). */
+  *frontendEntries(): Generator<{ frontend: Frontend; service: ServiceEntry }> {
+    for (const [k, v] of this.maps.xlb_frontends.entries()) {
+      const key = XlbFrontendKey.decode(k);
+      const proto = protoName(key.proto);
+      if (proto !== 'TCP' && proto !== 'UDP') continue;
+      const svc = XlbService.decode(v);
+      yield {
+        frontend: {
+          vip: fromDatapathAddress(key.addr, key.family as Family),
+          port: key.port_be,
+          proto,
+        },
+        service: {
+          id: svc.id,
+          sourceRanges: (svc.flags & XlbServiceFlag.values.SOURCE_RANGES) !== 0,
+          ...((svc.flags & XlbServiceFlag.values.AFFINITY) !== 0
+            ? { affinityTimeoutSeconds: svc.affinity_timeout_s }
+            : {}),
+        },
+      };
+    }
+  }
+
+  /** Every VIP with its (informational) frontend count. */
+  *vipEntries(): Generator<{ vip: string; frontends: number }> {
+    for (const [k, v] of this.maps.xlb_vips.entries()) {
+      const key = XlbVipKey.decode(k);
+      yield {
+        vip: fromDatapathAddress(key.addr, key.family as Family),
+        frontends: XlbVip.decode(v).frontends,
+      };
+    }
+  }
+
+  /** Every backend slot that is not gone, in batches (xlb_backends is a large array). */
+  *backendEntries(): Generator<{ id: number; backend: BackendEntry }> {
+    for (const batch of this.maps.xlb_backends.lookupBatches(4096)) {
+      for (let i = 0; i < batch.keys.length; i++) {
+        const b = XlbBackend.decode(batch.values[i]!);
+        if (b.state === XlbBackendState.values.GONE) continue;
+        const family = b.family as Family;
+        yield {
+          id: batch.keys[i]!.readUInt32LE(0),
+          backend: {
+            address: fromDatapathAddress(b.addr, family),
+            port: b.port_be,
+            nodeAddress: fromDatapathAddress(b.node_addr, family),
+            state: b.state === XlbBackendState.values.ACTIVE ? 'active' : 'terminating',
+            local: (b.flags & XlbBackendFlag.values.LOCAL) !== 0,
+          },
+        };
+      }
+    }
+  }
+
   setBackend(id: number, b: BackendEntry): void {
     checkPort(b.port, 'backend port');
     const addr = toDatapathAddress(b.address);
@@ -246,21 +341,32 @@ export class DatapathMaps implements Disposable {
    * (slot 0 = M, slots 1..M = backend ids) replaces the old one atomically.
    */
   installMaglevTable(serviceId: number, table: ArrayLike<number>): void {
-    const m = table.length;
-    if (m < 1)
-      throw new DatapathMapError(`service ${serviceId}: a Maglev table needs at least one slot`);
-    using inner = BpfMap.create({
-      type: 'array',
-      name: 'xlb_maglev_t',
-      keySize: 4,
-      valueSize: 4,
-      maxEntries: m + 1,
-      flags: MapFlag.innerMap,
-    });
-    const entries: Array<[Buffer, Buffer]> = [[key32(0), key32(m)]];
-    for (let i = 0; i < m; i++) entries.push([key32(i + 1), key32(table[i]!)]);
-    inner.updateBatch(entries);
-    this.maps.xlb_maglev.setInnerMap(key32(serviceId), inner);
+    this.installMaglevTables([[serviceId, table]]);
+  }
+
+  /**
+   * Installs many tables with one update of xlb_maglev. Each update of a
+   * map-in-map makes the kernel wait for running programs to finish with
+   * the old inner maps (an RCU grace period, milliseconds); a batch waits
+   * once for all of them.
+   */
+  installMaglevTables(tables: ReadonlyArray<readonly [number, ArrayLike<number>]>): void {
+    if (tables.length === 0) return;
+    const inners: BpfMap[] = [];
+    try {
+      const keys = new Uint32Array(tables.length);
+      const fds = new Uint32Array(tables.length);
+      for (const [i, [serviceId, table]] of tables.entries()) {
+        const inner = newMaglevTable(serviceId, table);
+        inners.push(inner);
+        keys[i] = serviceId;
+        fds[i] = inner.fd;
+      }
+      this.maps.xlb_maglev.updateBatchPacked(hostWords(keys), hostWords(fds), tables.length);
+    } finally {
+      // The outer map holds its own references now.
+      for (const inner of inners) inner.close();
+    }
   }
 
   removeMaglevTable(serviceId: number): boolean {
@@ -271,10 +377,23 @@ export class DatapathMaps implements Disposable {
   maglevTable(serviceId: number): number[] | undefined {
     using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
     if (!inner) return undefined;
-    const size = inner.lookup(key32(0))!.readUInt32LE(0);
-    const out: number[] = [];
-    for (let i = 1; i <= size; i++) out.push(inner.lookup(key32(i))!.readUInt32LE(0));
-    return out;
+    // One batch read instead of a system call per slot: tables have up to
+    // 131071 slots and an adopting agent reads every table.
+    const slots = new Uint32Array(inner.info.maxEntries);
+    for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
+      batch.keys.forEach((k, i) => (slots[k.readUInt32LE(0)] = batch.values[i]!.readUInt32LE(0)));
+    }
+    const size = slots[0]!;
+    return Array.from(slots.subarray(1, size + 1));
+  }
+
+  /** Ids of the services that have a Maglev table. */
+  maglevServiceIds(): number[] {
+    const ids: number[] = [];
+    for (const batch of this.maps.xlb_maglev.lookupBatches(4096)) {
+      for (const k of batch.keys) ids.push(k.readUInt32LE(0));
+    }
+    return ids;
   }
 
   private lpmKey(serviceId: number, cidr: string): Buffer {
@@ -296,6 +415,36 @@ export class DatapathMaps implements Disposable {
     const deleted = this.maps.xlb_source_ranges.delete(this.lpmKey(serviceId, cidr));
     this.invalidateFlowCache();
     return deleted;
+  }
+
+  /** Every source range as (service id, CIDR with the host bits cleared). */
+  *sourceRangeEntries(): Generator<{ serviceId: number; cidr: string }> {
+    for (const k of this.maps.xlb_source_ranges.keys()) {
+      const key = XlbLpmKey.decode(k);
+      const family = key.family as Family;
+      const prefix = key.prefixlen - 64;
+      yield {
+        serviceId: key.service_id,
+        cidr: `${networkAddress(key.addr, family, prefix)}/${prefix}`,
+      };
+    }
+  }
+
+  /** Zeroes a service's counters, so an id handed to a new service starts from nothing. */
+  resetServiceCounters(serviceId: number): void {
+    this.zeroCounters(this.maps.xlb_service_stats, serviceId);
+  }
+
+  resetBackendCounters(backendId: number): void {
+    this.zeroCounters(this.maps.xlb_backend_stats, backendId);
+  }
+
+  private zeroCounters(map: BpfMap, id: number): void {
+    const zero = Buffer.alloc(XlbLbCounters.size);
+    map.updatePerCpu(
+      key32(id),
+      Array.from({ length: numPossibleCpus() }, () => zero),
+    );
   }
 
   drops(): SlotRow<DropName>[] {

@@ -123,6 +123,7 @@ export interface RawAddon {
   mapFdById(id: number): number;
   progFdById(id: number): number;
   numPossibleCpus(): number;
+  pinThreadToCpu(cpu?: number): number;
   xdpAttach(ifindex: number, progFd: number, flags: number, oldProgFd?: number): void;
   xdpDetach(ifindex: number, flags: number): void;
   xdpQuery(ifindex: number): RawXdpQuery;

@@ -23,6 +23,14 @@ export function unpin(path: string): void {
   unlinkSync(path);
 }
 
+/**
+ * Keeps the calling thread on one CPU (by default the current one) and
+ * returns it: test runs that must meet per-CPU state again need this.
+ */
+export function pinThreadToCpu(cpu?: number): number {
+  return cpu === undefined ? addon().pinThreadToCpu() : addon().pinThreadToCpu(cpu);
+}
+
 export function libbpfVersion(): string {
   return addon().libbpfVersion();
 }

@@ -10,14 +10,13 @@ import {
   CLIENT4,
   CLIENT6,
   ETH_IN,
-  NODE4,
-  NODE6,
   VIP4,
   VIP6,
   expectPacket,
   installBackend,
   installService,
   loadFixtureDatapath,
+  localPod,
   maglevBackend,
   tableOf,
   type FixtureBackend,
@@ -26,17 +25,8 @@ import {
 import { ipv4, ipv6, packet, payload, tcp } from './support/packet/index.js';
 import { requirePrivileges } from './support/privileged.js';
 
-/** Backends of this file: ids 150-199, pods 203.0.113.<id> / 2001:db8:a0::<id>, all local. */
-function pod(id: number, family: 4 | 6): FixtureBackend {
-  return {
-    id,
-    address: family === 4 ? `203.0.113.${id}` : `2001:db8:a0::${id}`,
-    port: 8080,
-    nodeAddress: family === 4 ? NODE4 : NODE6,
-    state: 'active',
-    local: true,
-  };
-}
+/** Backends of this file: ids 150-199 (localPod). */
+const pod = localPod;
 
 function frame(svcOrPod: { dst: string; dport: number }, client: string, cport: number): Buffer {
   const ip =

@@ -11,30 +11,19 @@ import {
   CLIENT4,
   CLIENT6,
   ETH_IN,
-  NODE4,
-  NODE6,
   VIP4,
   expectPacket,
   installBackend,
   installService,
   loadFixtureDatapath,
-  type FixtureBackend,
+  localPod,
   type FixtureService,
 } from './support/datapath-fixture.js';
 import { ipv4, ipv6, packet, payload, tcp } from './support/packet/index.js';
 import { requirePrivileges } from './support/privileged.js';
 
-/** Backends of this file: ids 200-209, all local. */
-function pod(id: number, family: 4 | 6): FixtureBackend {
-  return {
-    id,
-    address: family === 4 ? `203.0.113.${id}` : `2001:db8:a0::${id}`,
-    port: 8080,
-    nodeAddress: family === 4 ? NODE4 : NODE6,
-    state: 'active',
-    local: true,
-  };
-}
+/** Backends of this file: ids 200-209 (localPod). */
+const pod = localPod;
 
 function frame(dst: string, dport: number, client: string, cport: number): Buffer {
   const ip = client.includes(':') ? ipv6({ src: client, dst }) : ipv4({ src: client, dst });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { murmur3 } from '../control/maglev/hash.js';
 import { isPrime, TableSizeError } from '../control/maglev/primes.js';
 import { buildTable, MaglevError, type MaglevBackend } from '../control/maglev/table.js';
+import { shuffled } from './support/shuffle.js';
 
 const names = (n: number, prefix = '10.0'): MaglevBackend[] =>
   Array.from({ length: n }, (_, i) => ({ name: `${prefix}.${i >> 8}.${i & 255}:8080` }));
@@ -19,23 +20,6 @@ function shares(backends: readonly MaglevBackend[], m: number): Map<string, numb
 function slots(backends: readonly MaglevBackend[], m: number): string[] {
   const { order, table } = buildTable(backends, m);
   return Array.from(table, (i) => order[i]!.name);
-}
-
-/** Deterministic shuffle (mulberry32). */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let s = seed >>> 0;
-  const rand = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 describe('Maglev table', () => {

@@ -25,7 +25,14 @@ import { flowCacheSlot } from '../../control/datapath/flowcache.js';
 import { loadDatapath, type Datapath } from '../../control/datapath/load.js';
 import { ip, run } from '../../control/topology/ip.js';
 import { Topology } from '../../control/topology/topology.js';
-import { ifIndex, inNetns, XdpAction, xdpActionName, type BpfProgram } from '../../native/index.js';
+import {
+  ifIndex,
+  inNetns,
+  pinThreadToCpu,
+  XdpAction,
+  xdpActionName,
+  type BpfProgram,
+} from '../../native/index.js';
 import { BaselineReceiver } from '../pktgen/baselines.js';
 import {
   CLIENT,
@@ -270,6 +277,10 @@ export class TestRunLab implements Disposable {
   }
 
   static create(prefix = 'xlbd'): TestRunLab {
+    // Test runs execute on the calling CPU; the flow cache is per CPU, so a
+    // flow's packets meet their cached verdict only from the same CPU (as
+    // RSS arranges for real traffic).
+    pinThreadToCpu();
     const topo = new Topology(prefix);
     try {
       return new TestRunLab(topo);

@@ -136,6 +136,21 @@ Napi::Value TcpSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// pinThreadToCpu(cpu?) -> cpu: keeps the calling thread (Node's main thread)
+// on one CPU, by default the one it runs on now. BPF_PROG_TEST_RUN runs XDP
+// on the caller's CPU, and per-CPU state (the flow cache) is only seen again
+// from the same CPU.
+Napi::Value PinThreadToCpu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int cpu = IsAbsent(info, 0) ? sched_getcpu() : static_cast<int>(ArgU32(info, 0, "cpu"));
+  if (cpu < 0) ThrowErrno(env, "sched_getcpu", errno);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) ThrowErrno(env, "sched_setaffinity", errno);
+  return Napi::Number::New(env, cpu);
+}
+
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
 }
@@ -152,6 +167,7 @@ void InitSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("setSockOptInt", Napi::Function::New(env, SetSockOptInt));
   exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
+  exports.Set("pinThreadToCpu", Napi::Function::New(env, PinThreadToCpu));
 }
 
 }  // namespace xlb

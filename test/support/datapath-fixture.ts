@@ -9,7 +9,7 @@ import { loadDatapath, type Datapath } from '../../control/datapath/load.js';
 import type { BackendEntry, L4Proto } from '../../control/datapath/maps.js';
 import type { CounterValue } from '../../control/datapath/stats.js';
 import type { BpfProgram, XdpActionName } from '../../native/index.js';
-import { inNetns } from '../../native/index.js';
+import { inNetns, pinThreadToCpu } from '../../native/index.js';
 import { diffPackets, eth, type EthLayer } from './packet/index.js';
 import {
   PacketMismatchError,
@@ -195,6 +195,21 @@ export function clientPortFor(
   throw new Error(`no client port of ${client} reaches backend ${want} of service ${svc.id}`);
 }
 
+/**
+ * A pod on this node for a test file's own backends: id `id` (each file
+ * keeps to its own range), 203.0.113.<id> or 2001:db8:a0::<id>, port 8080.
+ */
+export function localPod(id: number, family: 4 | 6): FixtureBackend {
+  return {
+    id,
+    address: family === 4 ? `203.0.113.${id}` : `2001:db8:a0::${id}`,
+    port: 8080,
+    nodeAddress: family === 4 ? NODE4 : NODE6,
+    state: 'active',
+    local: true,
+  };
+}
+
 export function installBackend(dp: Datapath, b: FixtureBackend): void {
   const { id, ...entry } = b;
   dp.maps.setBackend(id, entry);
@@ -222,6 +237,10 @@ export function installService(dp: Datapath, svc: FixtureService): void {
  * and installs every VIP, backend and service of the catalogue.
  */
 export function loadFixtureDatapath(): Datapath {
+  // Test runs execute on the calling CPU and the flow cache is per CPU: a
+  // flow's next packet meets its cached verdict only on the same CPU, as
+  // RSS arranges for real traffic.
+  pinThreadToCpu();
   const dp = loadDatapath({ hashSeed: SEED, mtu: MTU, nodeIPv4: NODE4, nodeIPv6: NODE6 });
   try {
     dp.maps.setVip(VIP4, Object.values(SERVICES).filter((s) => s.vip === VIP4).length);

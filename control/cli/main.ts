@@ -2,6 +2,7 @@
 // The xlb command line.
 import { Command } from 'commander';
 
+import { registerAgentCommand } from '../agent/index.js';
 import { runCountersDemo } from '../demo/counters-demo.js';
 import { configureLogging } from '../observe/log.js';
 import { libbpfVersion } from '../../native/index.js';
@@ -20,6 +21,8 @@ program
     const result = await runCountersDemo((line) => console.log(line));
     if (result.shortfalls.length > 0) process.exitCode = 1;
   });
+
+registerAgentCommand(program);
 
 program
   .command('versions')

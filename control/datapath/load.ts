@@ -1,7 +1,7 @@
 // Loads the datapath: the XDP object with its settings and maps, then the tc
 // object sharing those same maps. The ELF state is released right away; the
 // programs and maps taken out live until the caller closes them.
-import { BpfObject, type BpfProgram } from '../../native/index.js';
+import { BpfObject, type BpfMap, type BpfProgram } from '../../native/index.js';
 import { ABI_VERSION, XlbConfig, XlbConfigFlag } from './abi.js';
 import { DEFAULT_FLOW_CACHE_SIZE } from './flowcache.js';
 import { DatapathMaps, mapNames, type MapName } from './maps.js';
@@ -84,10 +84,18 @@ export class Datapath implements Disposable {
   }
 }
 
-export function loadDatapath(
+/** What loadDatapath makes of its arguments: the effective settings, the encoded config, the sizes it sets. */
+export interface ResolvedLoad {
+  settings: DatapathSettings;
+  config: Buffer;
+  /** Map sizes set at load time (the object's own sizes apply to the rest). */
+  sizes: MapSizes;
+}
+
+export function resolveLoad(
   settings: Partial<DatapathSettings> = {},
   sizes: MapSizes = {},
-): Datapath {
+): ResolvedLoad {
   const effective = { ...defaultSettings, hz: kernelHz().hz, ...settings };
   const config = encodeSettings(effective);
   // The flow cache is indexed by a mask of its configured size; next hops
@@ -100,13 +108,46 @@ export function loadDatapath(
   if (allSizes.xlb_flow_cache !== effective.flowCacheSize) {
     throw new DatapathSettingsError('size xlb_flow_cache through settings.flowCacheSize');
   }
+  return { settings: effective, config, sizes: allSizes };
+}
+
+/** Every map's max_entries as a load with these sizes makes it (the object's default unless set). */
+export function expectedMapSizes(resolved: ResolvedLoad): Record<MapName, number> {
+  using obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
+  const out = {} as Record<MapName, number>;
+  for (const spec of obj.maps()) {
+    const name = spec.name as MapName;
+    if (mapNames.includes(name)) out[name] = resolved.sizes[name] ?? spec.maxEntries;
+  }
+  return out;
+}
+
+export interface LoadOptions {
+  /**
+   * Existing maps (e.g. pinned by an earlier agent) the new programs use
+   * instead of creating their own: their contents, sizes and flows carry
+   * over. The caller keeps ownership of these descriptors.
+   */
+  reuse?: Partial<Record<MapName, BpfMap>>;
+}
+
+export function loadDatapath(
+  settings: Partial<DatapathSettings> = {},
+  sizes: MapSizes = {},
+  options: LoadOptions = {},
+): Datapath {
+  const { config, sizes: allSizes } = resolveLoad(settings, sizes);
+  const reuse = options.reuse ?? {};
   const maps: Partial<Record<MapName, ReturnType<BpfObject['map']>>> = {};
   const programs: BpfProgram[] = [];
   try {
     {
       using obj = BpfObject.open(bpfObjectPath('xlb_xdp'));
       obj.setGlobal('xlb_config', config);
-      for (const [name, size] of Object.entries(allSizes)) obj.setMapMaxEntries(name, size);
+      for (const [name, size] of Object.entries(allSizes)) {
+        if (reuse[name as MapName] === undefined) obj.setMapMaxEntries(name, size);
+      }
+      for (const [name, map] of Object.entries(reuse)) if (map) obj.reuseMap(name, map);
       obj.load();
       programs.push(obj.program('xlb_xdp'));
       for (const name of mapNames) maps[name] = obj.map(name);

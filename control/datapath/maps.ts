@@ -486,6 +486,31 @@ export class DatapathMaps implements Disposable {
     }
   }
 
+  /**
+   * Deletes the connection-table entries that name any of these services or
+   * backends, so an id handed to someone new cannot inherit old flows.
+   * Returns how many went.
+   */
+  deleteFlows(match: { serviceIds?: Iterable<number>; backendIds?: Iterable<number> }): number {
+    const services = new Set(match.serviceIds ?? []);
+    const backends = new Set(match.backendIds ?? []);
+    if (services.size === 0 && backends.size === 0) return 0;
+    const doomed: Buffer[] = [];
+    for (const batch of this.maps.xlb_conntrack.lookupBatches(4096)) {
+      batch.values.forEach((v, i) => {
+        const f = XlbFlow.decode(v);
+        if (services.has(f.service_id) || backends.has(f.backend_id)) {
+          doomed.push(Buffer.from(batch.keys[i]!));
+        }
+      });
+    }
+    let n = 0;
+    // One by one: an LRU entry may vanish meanwhile, which a batch delete
+    // would report as a failure of the whole batch.
+    for (const k of doomed) if (this.maps.xlb_conntrack.delete(k)) n++;
+    return n;
+  }
+
   /** Reverse NAT entries: pod side of a flow -> VIP:port. */
   *reverseEntries(): Generator<{
     pod: string;

@@ -8,10 +8,17 @@
 // Pods are namespaces on a node's bridge running pod-server. Every address is
 // from the documentation ranges. Tests build it; so will the demo.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import readline from 'node:readline';
 
 import { BpfObject, ifIndex, inNetns, tc, xdp, type BpfProgram } from '../../native/index.js';
-import { loadDatapath, type Datapath } from '../datapath/load.js';
+import { openDatapath, type OpenedDatapath } from '../datapath/lifecycle.js';
+import {
+  loadDatapath,
+  type Datapath,
+  type DatapathSettings,
+  type MapSizes,
+} from '../datapath/load.js';
 import type { PodAnswer } from './pod-server.js';
 import { bpfObjectPath, distScript } from '../paths.js';
 import { ip, run } from './ip.js';
@@ -64,8 +71,13 @@ export interface TestbedNode {
   ns: string;
   v4: string;
   v6: string;
+  /** The node's datapath as this process holds it (after crashAgent, closed). */
   datapath: Datapath;
   uplinkIfindex: number;
+  settings: Partial<DatapathSettings>;
+  /** With `pinDirPrefix`: where the datapath is pinned, and the agent's handle on it. */
+  pinDir?: string;
+  opened?: OpenedDatapath;
 }
 
 export interface TestbedPod {
@@ -80,6 +92,12 @@ export interface TestbedOptions {
   pods: ReadonlyArray<{ name: string; node: NodeName }>;
   hashSeed?: number;
   mtu?: number;
+  /**
+   * Open each node's datapath the way the agent does (openDatapath, pinned
+   * under `<pinDirPrefix>-<node>`, e.g. /sys/fs/bpf/xlb-test-1234) instead of
+   * loading and attaching it directly, so tests can crash and restart agents.
+   */
+  pinDirPrefix?: string;
 }
 
 /** Sysctls every forwarding namespace needs: forward, and no reverse-path filter
@@ -98,6 +116,22 @@ function forwarding(ns: string): void {
 
 function ethtool(ns: string, ifname: string, ...settings: string[]): void {
   run('ip', ['netns', 'exec', ns, 'ethtool', '-K', ifname, ...settings]);
+}
+
+function openAgent(
+  pinDir: string,
+  settings: Partial<DatapathSettings>,
+  uplinkIfindex: number,
+  ns: string,
+  sizes?: MapSizes,
+): OpenedDatapath {
+  return openDatapath({
+    pinDir,
+    settings,
+    uplink: uplinkIfindex,
+    netns: ns,
+    ...(sizes ? { sizes } : {}),
+  });
 }
 
 export class Testbed implements Disposable {
@@ -170,17 +204,43 @@ export class Testbed implements Disposable {
       ip('-n', ns, 'addr', 'add', `${p.v6Prefix}1/64`, 'dev', 'br0', 'nodad');
       ip('-n', ns, 'link', 'set', 'br0', 'up');
 
-      const datapath = loadDatapath({
+      const settings: Partial<DatapathSettings> = {
         hashSeed: options.hashSeed ?? 0x0bad5eed,
         mtu: options.mtu ?? 1500,
         nodeIPv4: n.v4,
         nodeIPv6: n.v6,
-      });
-      t.onDestroy(`datapath of node-${name}`, () => datapath.close());
+      };
       const uplinkIfindex = inNetns(ns, () => ifIndex('eth0'));
+      if (options.pinDirPrefix !== undefined) {
+        const pinDir = `${options.pinDirPrefix}-${name}`;
+        // Whatever agent holds it last: detach, unpin, also after a failure.
+        t.onDestroy(`datapath of node-${name}`, () => {
+          try {
+            (this.nodes[name] as TestbedNode | undefined)?.opened?.close({ detach: true });
+          } finally {
+            for (const dir of [pinDir, `${pinDir}-next`, `${pinDir}-old`])
+              rmSync(dir, { recursive: true, force: true });
+          }
+        });
+        const opened = openAgent(pinDir, settings, uplinkIfindex, ns);
+        this.nodes[name] = {
+          name,
+          ns,
+          v4: n.v4,
+          v6: n.v6,
+          datapath: opened.datapath,
+          uplinkIfindex,
+          settings,
+          pinDir,
+          opened,
+        };
+        continue;
+      }
+      const datapath = loadDatapath(settings);
+      t.onDestroy(`datapath of node-${name}`, () => datapath.close());
       inNetns(ns, () => xdp.attach(uplinkIfindex, datapath.xdp, 'native'));
       inNetns(ns, () => tc.attach(uplinkIfindex, 'egress', datapath.tc));
-      this.nodes[name] = { name, ns, v4: n.v4, v6: n.v6, datapath, uplinkIfindex };
+      this.nodes[name] = { name, ns, v4: n.v4, v6: n.v6, datapath, uplinkIfindex, settings };
     }
     ip('-n', this.router, 'route', 'add', A.vipRangeV4, 'via', A.node.a.v4);
     ip('-n', this.router, '-6', 'route', 'add', A.vipRangeV6, 'via', A.node.a.v6);
@@ -250,6 +310,41 @@ export class Testbed implements Disposable {
       this.topo.onDestroy('veth pass program', () => prog.close());
     }
     return this.passProgram;
+  }
+
+  /**
+   * Opens the node's datapath as an agent starting up does: installs it the
+   * first time, adopts it after crashAgent(), upgrades it when `upgrade`
+   * brings other settings or map sizes. Needs `pinDirPrefix`.
+   */
+  startAgent(
+    name: NodeName,
+    upgrade: { settings?: Partial<DatapathSettings>; sizes?: MapSizes } = {},
+  ): OpenedDatapath {
+    const node = this.nodes[name];
+    if (node.pinDir === undefined) throw new Error('startAgent needs the pinDirPrefix option');
+    if (node.opened !== undefined) throw new Error(`node-${name} already has an agent`);
+    if (upgrade.settings) node.settings = { ...node.settings, ...upgrade.settings };
+    const opened = openAgent(
+      node.pinDir,
+      node.settings,
+      node.uplinkIfindex,
+      node.ns,
+      upgrade.sizes,
+    );
+    node.opened = opened;
+    node.datapath = opened.datapath;
+    return opened;
+  }
+
+  /**
+   * An agent that dies: every descriptor it held is closed, nothing is
+   * detached or unpinned, so the datapath runs on by itself.
+   */
+  crashAgent(name: NodeName): void {
+    const node = this.nodes[name];
+    node.opened?.close();
+    node.opened = undefined;
   }
 
   pod(name: string): TestbedPod {

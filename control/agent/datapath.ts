@@ -143,6 +143,7 @@ class LoopSink implements ReconcileSink {
         changes: result.changes.length,
         ...(result.failures.length > 0 ? { failures: result.failures.length } : {}),
       },
+      result,
     });
   }
 
@@ -163,6 +164,7 @@ function open(request: OpenDatapathRequest): AgentDatapath {
     pinDir: request.pinDir,
     uplink: request.uplink,
     ...(request.netns !== undefined ? { netns: request.netns } : {}),
+    ...(request.sizes !== undefined ? { sizes: request.sizes } : {}),
     settings: request.settings,
     log,
   });

@@ -4,7 +4,13 @@
 // same words as in the logs.
 import { rejectsFile, type ManifestProblem } from '../standalone/manifests.js';
 import { counter, gauge } from '../observe/metrics.js';
-import { reasonNames, severityOf, type NodeModel } from '../model/index.js';
+import {
+  reasonNames,
+  severityOf,
+  type ModelUpdate,
+  type NodeModel,
+  type ServiceModel,
+} from '../model/index.js';
 
 /** The pipeline steps whose failures are counted; each is retried by the next change. */
 export type AgentStep = 'derive' | 'observe' | 'submit' | 'reconcile' | 'source';
@@ -20,6 +26,9 @@ interface Row<L extends string> {
   labels: Record<L, string>;
   value: number;
 }
+
+const announcementKey = (labels: Record<'announce' | 'reason', string>): string =>
+  `${labels.announce}\0${labels.reason}`;
 
 /** Pure: announcements by (announce, reason). */
 export function announcementRows(
@@ -84,6 +93,9 @@ export class AgentMetrics {
   });
   /** Label sets shown before: they go to 0 instead of vanishing from the scrape. */
   private readonly seenAnnouncements = new Map<string, Record<'announce' | 'reason', string>>();
+  /** Running counts of the model's announcements and Service decisions, kept from updates. */
+  private readonly announcementCounts = new Map<string, number>();
+  private readonly serviceDecisionCounts = new Map<string, number>();
 
   constructor() {
     for (const step of AGENT_STEPS) this.failures.inc({ step }, 0);
@@ -98,7 +110,7 @@ export class AgentMetrics {
     const rows = announcementRows(model);
     const current = new Set<string>();
     for (const row of rows) {
-      const k = JSON.stringify(row.labels);
+      const k = announcementKey(row.labels);
       current.add(k);
       this.seenAnnouncements.set(k, row.labels);
       this.announcements.set(row.labels, row.value);
@@ -107,6 +119,48 @@ export class AgentMetrics {
       if (!current.has(k)) this.announcements.set(labels, 0);
     for (const row of decisionRows(model)) this.decisions.set(row.labels, row.value);
     this.units.set(model.units.length);
+  }
+
+  /**
+   * setModel from what an update changed: a change to one Service of ten
+   * thousand costs as much as that Service, not the whole model.
+   */
+  applyModelUpdate(update: ModelUpdate): void {
+    if (update.full) {
+      this.announcementCounts.clear();
+      this.serviceDecisionCounts.clear();
+      for (const k of this.seenAnnouncements.keys()) this.announcementCounts.set(k, 0);
+      this.count(update.model, 1);
+    } else {
+      for (const c of update.changed) {
+        if (c.before !== undefined) this.count(c.before, -1);
+        if (c.after !== undefined) this.count(c.after, 1);
+      }
+    }
+    for (const [k, value] of this.announcementCounts) {
+      const labels = this.seenAnnouncements.get(k)!;
+      this.announcements.set(labels, value);
+    }
+    const reasons = new Map(this.serviceDecisionCounts);
+    for (const d of update.model.nodeDecisions)
+      reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
+    for (const reason of reasonNames)
+      this.decisions.set({ reason, severity: severityOf(reason) }, reasons.get(reason) ?? 0);
+    this.units.set(update.model.units.length);
+  }
+
+  private count(model: Pick<ServiceModel, 'announcements' | 'decisions'>, by: number): void {
+    for (const a of model.announcements) {
+      const labels = { announce: String(a.announce), reason: a.reason };
+      const k = announcementKey(labels);
+      if (!this.seenAnnouncements.has(k)) this.seenAnnouncements.set(k, labels);
+      this.announcementCounts.set(k, (this.announcementCounts.get(k) ?? 0) + by);
+    }
+    for (const d of model.decisions)
+      this.serviceDecisionCounts.set(
+        d.reason,
+        (this.serviceDecisionCounts.get(d.reason) ?? 0) + by,
+      );
   }
 
   setManifestProblems(problems: readonly ManifestProblem[]): void {

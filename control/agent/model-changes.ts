@@ -7,6 +7,7 @@ import type { Logger } from '../observe/log.js';
 import type {
   Announcement,
   Decision,
+  ModelUpdate,
   NodeDecision,
   NodeModel,
   Reason,
@@ -199,6 +200,22 @@ export function diffModel(
     ...decisionChanges(b.decisions, after.decisions),
     ...announcementChanges(b.announcements, after.announcements),
   ];
+}
+
+/**
+ * diffModel of the models before and after an update, looking only at the
+ * Services it changed: the others hold the same objects on both sides, so
+ * they would cancel out (the result is the same, in the same order).
+ */
+export function diffModelUpdate(update: ModelUpdate): ModelChange[] {
+  const side = (pick: 'before' | 'after') => ({
+    decisions: update.changed.flatMap((c) => c[pick]?.decisions ?? []),
+    announcements: update.changed.flatMap((c) => c[pick]?.announcements ?? []),
+  });
+  return diffModel(
+    { ...side('before'), nodeDecisions: [...update.nodeDecisionsBefore] },
+    { ...side('after'), nodeDecisions: update.model.nodeDecisions },
+  );
 }
 
 /** One structured line per change; warnings at warn level while they apply. */

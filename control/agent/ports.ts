@@ -2,6 +2,7 @@
 // (open or adopt, reconcile, close, uninstall) and the uplink's facts. The
 // real implementations are datapath.ts and uplink.ts; the pipeline tests
 // plug in fakes, so the pipeline's logic is tested without root.
+import type { MapSizes, ReconcileResult } from '../datapath/index.js';
 import type { Unit } from '../model/index.js';
 
 /** The load-time settings of the datapath (read-only globals in the BPF programs). */
@@ -22,11 +23,19 @@ export interface DatapathLocation {
 
 export interface OpenDatapathRequest extends DatapathLocation {
   settings: AgentDatapathSettings;
+  /** Map sizes other than the objects' own (room for more services or backends). */
+  sizes?: MapSizes;
 }
 
 /** One reconcile attempt, as the agent logs and counts it. */
 export type ReconcileAttempt =
-  | { ok: true; durationMs: number; summary: Readonly<Record<string, unknown>> }
+  | {
+      ok: true;
+      durationMs: number;
+      summary: Readonly<Record<string, unknown>>;
+      /** The pass in full, when the datapath is a real one. */
+      result?: ReconcileResult;
+    }
   | { ok: false; durationMs: number; error: Error; retryInMs: number | undefined };
 
 /**

@@ -6,7 +6,7 @@
 // A freed id waits in quarantine before anyone else gets it: the connection
 // table may still name it, and a flow pinned to a freed backend must be
 // balanced afresh, never steered to a different pod that inherited the id.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import { BpfMap, MapFlag } from '../../native/index.js';
 import type { DatapathMaps } from './maps.js';
@@ -22,7 +22,6 @@ export const ID_MAP_FORMAT = 1;
 
 const KEY_SIZE = 20; // 16 bytes of SHA-256 of the owner + u32 kind
 const VALUE_SIZE = 24; // u32 id, u32 parent, u64 allocated at (ms), u64 freed at (ms; 0 = in use)
-const kindCode: Record<IdKind | 'meta', number> = { meta: 0, unit: 1, backend: 2 };
 
 export class IdsExhaustedError extends Error {
   readonly reason = 'idsExhausted';
@@ -55,11 +54,18 @@ export class IdMapError extends Error {
 
 /**
  * Which ids are taken and which wait in quarantine; hands out free ones
- * round-robin, so a freed id comes back as late as possible. Pure.
+ * round-robin, so a freed id comes back as late as possible. Pure. A state
+ * byte per id, not Sets: a node holds up to 100,000 backend ids.
  */
 export class IdPool {
-  private readonly used = new Set<number>();
-  private readonly held = new Map<number, number>();
+  /** Per id: FREE, USED or HELD. */
+  private readonly state: Uint8Array;
+  private readonly freedAt: Float64Array;
+  /** Quarantined ids, to look through for due ones (few, usually). */
+  private readonly held = new Set<number>();
+  private used = 0;
+  /** No held id was freed before this: due() can answer without looking at each. */
+  private earliestFreed = Number.POSITIVE_INFINITY;
   /** The next id to try. */
   private cursor = 1;
 
@@ -70,6 +76,8 @@ export class IdPool {
   ) {
     if (!Number.isInteger(max) || max < 1)
       throw new RangeError(`an id pool needs max >= 1, not ${max}`);
+    this.state = new Uint8Array(max + 1);
+    this.freedAt = new Float64Array(max + 1);
   }
 
   valid(id: number): boolean {
@@ -77,42 +85,50 @@ export class IdPool {
   }
 
   known(id: number): boolean {
-    return this.used.has(id) || this.held.has(id);
+    return this.valid(id) && this.state[id] !== FREE;
   }
 
   inUse(id: number): boolean {
-    return this.used.has(id);
+    return this.valid(id) && this.state[id] === USED;
   }
 
   get usedCount(): number {
-    return this.used.size;
+    return this.used;
   }
 
   get quarantinedCount(): number {
     return this.held.size;
   }
 
+  private set(id: number, state: number): void {
+    const was = this.state[id];
+    if (was === USED) this.used--;
+    if (was === HELD) this.held.delete(id);
+    this.state[id] = state;
+    if (state === USED) this.used++;
+    if (state === HELD) this.held.add(id);
+  }
+
   /** Marks an id taken (restored from the map, or its owner came back from quarantine). */
   take(id: number): void {
-    this.held.delete(id);
-    this.used.add(id);
+    this.set(id, USED);
   }
 
   /** Restores an id that was freed at `freedAt`. */
   hold(id: number, freedAt: number): void {
-    this.used.delete(id);
-    this.held.set(id, freedAt);
+    this.set(id, HELD);
+    this.freedAt[id] = freedAt;
+    this.earliestFreed = Math.min(this.earliestFreed, freedAt);
   }
 
   /** Frees a taken id into quarantine. */
   free(id: number, now: number): void {
-    if (this.used.delete(id)) this.held.set(id, now);
+    if (this.inUse(id)) this.hold(id, now);
   }
 
   /** Forgets an id altogether (an allocation that could not be recorded). */
   forget(id: number): void {
-    this.used.delete(id);
-    this.held.delete(id);
+    if (this.valid(id)) this.set(id, FREE);
   }
 
   /** Round-robin resumes after this id. */
@@ -122,18 +138,22 @@ export class IdPool {
 
   /** Quarantined ids whose time is up, without freeing them. */
   due(now: number): number[] {
+    // Asked every reconcile pass: most passes come long before any id is due.
+    if (now - this.earliestFreed < this.quarantineMs) return [];
     const out: number[] = [];
-    for (const [id, freedAt] of this.held) if (now - freedAt >= this.quarantineMs) out.push(id);
+    for (const id of this.held) if (now - this.freedAt[id]! >= this.quarantineMs) out.push(id);
     return out;
   }
 
   /** Quarantined ids whose time is up; they become free. */
   expire(now: number): number[] {
-    const out: number[] = [];
-    for (const [id, freedAt] of this.held) {
-      if (now - freedAt >= this.quarantineMs) out.push(id);
+    const out = this.due(now);
+    for (const id of out) this.set(id, FREE);
+    if (out.length > 0) {
+      this.earliestFreed = Number.POSITIVE_INFINITY;
+      for (const id of this.held)
+        this.earliestFreed = Math.min(this.earliestFreed, this.freedAt[id]!);
     }
-    for (const id of out) this.held.delete(id);
     return out;
   }
 
@@ -141,14 +161,18 @@ export class IdPool {
   allocate(): number | undefined {
     for (let i = 0; i < this.max; i++) {
       const id = ((this.cursor - 1 + i) % this.max) + 1;
-      if (this.used.has(id) || this.held.has(id)) continue;
-      this.used.add(id);
+      if (this.state[id] !== FREE) continue;
+      this.set(id, USED);
       this.resumeAfter(id);
       return id;
     }
     return undefined;
   }
 }
+
+const FREE = 0;
+const USED = 1;
+const HELD = 2;
 
 /** Where the records live: a BPF hash map in the agent, a Map in tests. */
 export interface IdStore {
@@ -166,15 +190,31 @@ interface IdRecord {
   freedAt: number;
 }
 
+const kindCode: Record<IdKind | 'meta', number> = { meta: 0, unit: 1, backend: 2 };
+const refScratch = Buffer.alloc(KEY_SIZE);
+
+/**
+ * A record's key as a string of its 20 bytes (latin1): what the records are
+ * found by, compact (written out flat: a string built of slices would keep
+ * the whole digest alive with it, for each of 100,000 records).
+ */
+function recordRef(kind: IdKind | 'meta', owner: string): string {
+  // One-shot hash: a Hash object per claim has native state that outlives
+  // young-generation collections, and 100,000 of them fill the old one.
+  refScratch.write(hash('sha256', `${kind}\0${owner}`, 'binary'), 0, 16, 'latin1');
+  refScratch.writeUInt32LE(kindCode[kind], 16);
+  return refScratch.toString('latin1');
+}
+
+const refKey = (ref: string): Buffer => Buffer.from(ref, 'latin1');
+
 function recordKey(kind: IdKind | 'meta', owner: string): Buffer {
-  const key = Buffer.alloc(KEY_SIZE);
-  createHash('sha256').update(`${kind}\0${owner}`).digest().copy(key, 0, 0, 16);
-  key.writeUInt32LE(kindCode[kind], 16);
-  return key;
+  return refKey(recordRef(kind, owner));
 }
 
 function encodeRecord(r: IdRecord): Buffer {
-  const v = Buffer.alloc(VALUE_SIZE);
+  // From the pool (every byte is written): a sync writes 100,000 records.
+  const v = Buffer.allocUnsafe(VALUE_SIZE);
   v.writeUInt32LE(r.id, 0);
   v.writeUInt32LE(r.parent, 4);
   v.writeBigUInt64LE(BigInt(r.allocatedAt), 8);
@@ -240,24 +280,73 @@ export interface Claim {
   fresh: boolean;
 }
 
-/** One kind's records, pool and this pass's claims. */
+/**
+ * One kind's records, pool and claims, by id: a node may hold 100,000 of
+ * them, so a record is a few typed-array slots, not an object.
+ */
 class KindTable {
   readonly pool: IdPool;
-  /** Record key (hex) -> record, in use or quarantined. */
-  readonly records = new Map<string, IdRecord>();
-  /** id -> record key, for ids in use. */
-  readonly owners = new Map<number, string>();
-  readonly claimed = new Set<string>();
+  /** Record key -> its id, for records in use or quarantined. */
+  readonly byRef = new Map<string, number>();
+  /** id -> its record's key; undefined: no record. */
+  readonly ref: Array<string | undefined>;
+  /** A backend's unit id. */
+  readonly parent: Uint32Array;
+  readonly allocatedAt: Float64Array;
+  /** 0 while the owner holds the id. */
+  readonly freedAt: Float64Array;
+  readonly claimed: Uint8Array;
+  /**
+   * Ids in use that no owner claims: kept as claims come and go, so finding
+   * them costs nothing when an incremental pass claimed only what changed.
+   */
+  readonly unclaimed = new Set<number>();
 
   constructor(max: number, quarantineMs: number) {
     this.pool = new IdPool(max, quarantineMs);
+    this.ref = new Array<string | undefined>(max + 1);
+    this.parent = new Uint32Array(max + 1);
+    this.allocatedAt = new Float64Array(max + 1);
+    this.freedAt = new Float64Array(max + 1);
+    this.claimed = new Uint8Array(max + 1);
+  }
+
+  inUse(id: number): boolean {
+    return this.ref[id] !== undefined && this.freedAt[id] === 0;
+  }
+
+  record(id: number): IdRecord {
+    return {
+      id,
+      parent: this.parent[id]!,
+      allocatedAt: this.allocatedAt[id]!,
+      freedAt: this.freedAt[id]!,
+    };
+  }
+
+  set(ref: string, r: IdRecord): void {
+    this.byRef.set(ref, r.id);
+    this.ref[r.id] = ref;
+    this.parent[r.id] = r.parent;
+    this.allocatedAt[r.id] = r.allocatedAt;
+    this.freedAt[r.id] = r.freedAt;
+  }
+
+  forget(id: number): void {
+    const ref = this.ref[id];
+    if (ref !== undefined) this.byRef.delete(ref);
+    this.ref[id] = undefined;
+    this.claimed[id] = 0;
+    this.unclaimed.delete(id);
   }
 }
 
 /**
- * Ids for units and backends, persisted in `store`. Each reconcile pass
- * begins with beginPass(); owners claim their ids during the pass; what no
- * owner claimed is what the reconciler removes and then releases.
+ * Ids for units and backends, persisted in `store`. Claims last until
+ * dropped: a reconciler that sees every owner each pass starts it with
+ * beginPass() (all claims dropped) and claims them again; an incremental one
+ * starts with expireDue(), claims what is new and unclaims what went. Either
+ * way, what no owner claims is what the reconciler removes and then releases.
  */
 export class DatapathIds {
   private readonly tables: Record<IdKind, KindTable>;
@@ -322,11 +411,10 @@ export class DatapathIds {
         this.store.delete(key);
         continue;
       }
-      const ref = key.toString('hex');
-      t.records.set(ref, r);
+      t.set(key.toString('latin1'), r);
       if (r.freedAt === 0) {
         t.pool.take(r.id);
-        t.owners.set(r.id, ref);
+        t.unclaimed.add(r.id);
       } else t.pool.hold(r.id, r.freedAt);
       const n = newest[kind];
       // Ties (one millisecond) go to the higher id: round-robin handed it out later.
@@ -350,8 +438,24 @@ export class DatapathIds {
    * in quarantine until the next pass.
    */
   beginPass(beforeReuse?: (due: Record<IdKind, number[]>) => void): void {
+    this.dropClaims();
+    this.expireDue(beforeReuse);
+  }
+
+  /** Forgets every claim: each owner that is still wanted claims its id again. */
+  dropClaims(): void {
+    for (const t of Object.values(this.tables)) {
+      t.claimed.fill(0);
+      for (let id = 1; id <= t.pool.max; id++) if (t.inUse(id)) t.unclaimed.add(id);
+    }
+  }
+
+  /**
+   * Frees quarantined ids whose time is up, keeping every claim: the start
+   * of a pass that claims only what changed. `beforeReuse` as for beginPass.
+   */
+  expireDue(beforeReuse?: (due: Record<IdKind, number[]>) => void): void {
     const now = this.now();
-    for (const t of Object.values(this.tables)) t.claimed.clear();
     const due = {
       unit: this.tables.unit.pool.due(now),
       backend: this.tables.backend.pool.due(now),
@@ -360,12 +464,10 @@ export class DatapathIds {
     beforeReuse?.(due);
     for (const t of Object.values(this.tables)) {
       for (const id of t.pool.expire(now)) {
-        for (const [ref, r] of t.records) {
-          if (r.id === id && r.freedAt !== 0) {
-            t.records.delete(ref);
-            this.store.delete(Buffer.from(ref, 'hex'));
-          }
-        }
+        const ref = t.ref[id];
+        if (ref === undefined) continue;
+        t.forget(id);
+        this.store.delete(refKey(ref));
       }
     }
   }
@@ -376,28 +478,26 @@ export class DatapathIds {
    */
   claim(kind: IdKind, owner: string, parent = 0): Claim {
     const t = this.tables[kind];
-    const key = recordKey(kind, owner);
-    const ref = key.toString('hex');
-    const r = t.records.get(ref);
-    if (r !== undefined && r.freedAt === 0) {
-      if (r.parent !== parent) {
-        const moved = { ...r, parent };
-        this.store.update(key, encodeRecord(moved));
-        t.records.set(ref, moved);
+    const ref = recordRef(kind, owner);
+    const known = t.byRef.get(ref);
+    if (known !== undefined && t.freedAt[known] === 0) {
+      if (t.parent[known] !== parent) {
+        this.store.update(refKey(ref), encodeRecord({ ...t.record(known), parent }));
+        t.parent[known] = parent;
       }
-      t.claimed.add(ref);
-      return { id: r.id, fresh: false };
+      t.claimed[known] = 1;
+      t.unclaimed.delete(known);
+      return { id: known, fresh: false };
     }
-    if (r !== undefined) {
+    if (known !== undefined) {
       // The owner came back while its id waited in quarantine: the id still
       // means this very backend (or unit), so it gets it back.
-      const back = { ...r, parent, freedAt: 0 };
-      this.store.update(key, encodeRecord(back));
-      t.records.set(ref, back);
-      t.pool.take(r.id);
-      t.owners.set(r.id, ref);
-      t.claimed.add(ref);
-      return { id: r.id, fresh: false };
+      const back = { ...t.record(known), parent, freedAt: 0 };
+      this.store.update(refKey(ref), encodeRecord(back));
+      t.set(ref, back);
+      t.pool.take(known);
+      t.claimed[known] = 1;
+      return { id: known, fresh: false };
     }
     const id = t.pool.allocate();
     if (id === undefined) {
@@ -405,33 +505,38 @@ export class DatapathIds {
     }
     const record = { id, parent, allocatedAt: this.now(), freedAt: 0 };
     try {
-      this.store.update(key, encodeRecord(record));
+      this.store.update(refKey(ref), encodeRecord(record));
     } catch (e) {
       t.pool.forget(id);
       throw e;
     }
-    t.records.set(ref, record);
-    t.owners.set(id, ref);
-    t.claimed.add(ref);
+    t.set(ref, record);
+    t.claimed[id] = 1;
     return { id, fresh: true };
   }
 
   /** The owner's id if it holds one, without claiming or allocating. */
   peek(kind: IdKind, owner: string): number | undefined {
-    const r = this.tables[kind].records.get(recordKey(kind, owner).toString('hex'));
-    return r !== undefined && r.freedAt === 0 ? r.id : undefined;
+    const t = this.tables[kind];
+    const id = t.byRef.get(recordRef(kind, owner));
+    return id !== undefined && t.freedAt[id] === 0 ? id : undefined;
   }
 
   /** The unit id a backend id was claimed under (0: unknown). */
   parentOf(kind: IdKind, id: number): number {
     const t = this.tables[kind];
-    const ref = t.owners.get(id);
-    return ref === undefined ? 0 : (t.records.get(ref)?.parent ?? 0);
+    return t.pool.valid(id) && t.inUse(id) ? t.parent[id]! : 0;
   }
 
   /** True when the id is taken (by an owner, claimed or not) or in quarantine. */
   known(kind: IdKind, id: number): boolean {
     return this.tables[kind].pool.known(id);
+  }
+
+  /** True when an owner claims the id (it is wanted). */
+  isClaimed(kind: IdKind, id: number): boolean {
+    const t = this.tables[kind];
+    return t.pool.valid(id) && t.claimed[id] === 1;
   }
 
   /**
@@ -441,33 +546,36 @@ export class DatapathIds {
   adoptOrphan(kind: IdKind, id: number): void {
     const t = this.tables[kind];
     if (!t.pool.valid(id) || t.pool.known(id)) return;
-    const key = recordKey(kind, orphanOwner(id));
+    const ref = recordRef(kind, orphanOwner(id));
     const record = { id, parent: 0, allocatedAt: 0, freedAt: 0 };
-    this.store.update(key, encodeRecord(record));
-    const ref = key.toString('hex');
-    t.records.set(ref, record);
+    this.store.update(refKey(ref), encodeRecord(record));
+    t.set(ref, record);
     t.pool.take(id);
-    t.owners.set(id, ref);
+    t.unclaimed.add(id);
   }
 
-  /** Ids in use that no owner claimed in this pass. */
-  unclaimed(kind: IdKind): number[] {
+  /** Drops the claim on an id (its owner is no longer wanted); its state may still be in the maps. */
+  unclaim(kind: IdKind, id: number): void {
     const t = this.tables[kind];
-    const out: number[] = [];
-    for (const [id, ref] of t.owners) if (!t.claimed.has(ref)) out.push(id);
-    return out.sort((a, b) => a - b);
+    if (!t.pool.valid(id) || !t.inUse(id)) return;
+    t.claimed[id] = 0;
+    t.unclaimed.add(id);
+  }
+
+  /** Ids in use that no owner claims. */
+  unclaimed(kind: IdKind): number[] {
+    return [...this.tables[kind].unclaimed].sort((a, b) => a - b);
   }
 
   /** Moves an unclaimed id to quarantine. */
   release(kind: IdKind, id: number): void {
     const t = this.tables[kind];
-    const ref = t.owners.get(id);
-    if (ref === undefined || t.claimed.has(ref)) return;
-    const r = t.records.get(ref)!;
-    const freed = { ...r, freedAt: Math.max(1, this.now()) };
-    this.store.update(Buffer.from(ref, 'hex'), encodeRecord(freed));
-    t.records.set(ref, freed);
-    t.owners.delete(id);
+    if (!t.pool.valid(id) || !t.inUse(id) || t.claimed[id] === 1) return;
+    const ref = t.ref[id]!;
+    const freed = { ...t.record(id), freedAt: Math.max(1, this.now()) };
+    this.store.update(refKey(ref), encodeRecord(freed));
+    t.freedAt[id] = freed.freedAt;
+    t.unclaimed.delete(id);
     t.pool.free(id, freed.freedAt);
   }
 

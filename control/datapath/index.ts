@@ -15,6 +15,7 @@ export {
   type DatapathReconcilerOptions,
   type IdOp,
   type MapOp,
+  type PassTimings,
   type ReconcileFailure,
   type ReconcileResult,
   type UnitChange,

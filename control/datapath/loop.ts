@@ -11,9 +11,18 @@ export interface LoopTimer {
   clear(handle: unknown): void;
 }
 
+/**
+ * A delay of 0 runs on the next turn of the event loop (setImmediate):
+ * setTimeout would wait at least a millisecond, all of it change-to-map
+ * latency; either way a burst of updates in one turn makes one pass.
+ */
 export const realTimer: LoopTimer = {
-  set: (fn, ms) => setTimeout(fn, ms),
-  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  set: (fn, ms) => (ms <= 0 ? { immediate: setImmediate(fn) } : setTimeout(fn, ms)),
+  clear: (handle) => {
+    if (typeof handle === 'object' && handle !== null && 'immediate' in handle)
+      clearImmediate(handle.immediate as ReturnType<typeof setImmediate>);
+    else clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
 };
 
 export interface ReconcileLoopOptions {

@@ -28,6 +28,7 @@ import {
   networkAddress,
   parseCidr,
   toDatapathAddress,
+  type DatapathAddress,
   type Family,
 } from './address.js';
 import { readLbCounters, readSlots, type LbCounters, type SlotRow } from './stats.js';
@@ -106,8 +107,17 @@ function checkPort(port: number, what: string): void {
   }
 }
 
-/** A new inner table for xlb_maglev: slot 0 = M, slots 1..M = backend ids. */
-function newMaglevTable(serviceId: number, table: ArrayLike<number>): BpfMap {
+/**
+ * A new inner table for xlb_maglev: slot 0 = M, slots 1..M = backend ids,
+ * then the trailer's words, which the datapath never reads (it indexes
+ * 1..M only): what the control plane wants to find again without reading
+ * or rebuilding the table.
+ */
+function newMaglevTable(
+  serviceId: number,
+  table: ArrayLike<number>,
+  trailer: ArrayLike<number> = [],
+): BpfMap {
   const m = table.length;
   if (m < 1) {
     throw new DatapathMapError(`service ${serviceId}: a Maglev table needs at least one slot`);
@@ -117,14 +127,15 @@ function newMaglevTable(serviceId: number, table: ArrayLike<number>): BpfMap {
     name: 'xlb_maglev_t',
     keySize: 4,
     valueSize: 4,
-    maxEntries: m + 1,
+    maxEntries: m + 1 + trailer.length,
     flags: MapFlag.innerMap | MapFlag.mmapable,
   });
   try {
     // The array's memory: one 8-byte element per slot, the id in its low word.
-    const words = new Uint32Array(2 * (m + 1));
+    const words = scratchWords(2 * (m + 1 + trailer.length));
     words[0] = m;
     for (let i = 0; i < m; i++) words[2 * (i + 1)] = table[i]!;
+    for (let i = 0; i < trailer.length; i++) words[2 * (m + 1 + i)] = trailer[i]!;
     inner.writeMapped(hostWords(words));
   } catch (e) {
     inner.close();
@@ -133,10 +144,115 @@ function newMaglevTable(serviceId: number, table: ArrayLike<number>): BpfMap {
   return inner;
 }
 
+let scratch = new Uint32Array(0);
+
+/**
+ * A zeroed word array of this length, reused from call to call: a full sync
+ * fills 10,000 tables, and a fresh 128 KiB buffer for each left the
+ * allocator with memory it did not give back.
+ */
+function scratchWords(length: number): Uint32Array {
+  if (scratch.length < length) scratch = new Uint32Array(Math.max(length, 2 * scratch.length));
+  const words = scratch.subarray(0, length);
+  words.fill(0);
+  return words;
+}
+
 /** A word array's bytes, in host order like every key and value the kernel reads. */
 function hostWords(words: Uint32Array): Buffer {
   return Buffer.from(words.buffer, words.byteOffset, words.byteLength);
 }
+
+const DOTTED_QUAD =
+  /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/**
+ * toDatapathAddress, with canonical dotted quads (what the model hands over
+ * for IPv4) encoded without ipaddr.js: writing 100,000 backends parsed each
+ * address twice, a visible part of a full sync.
+ */
+export function datapathAddress(text: string): DatapathAddress {
+  if (!DOTTED_QUAD.test(text)) return toDatapathAddress(text);
+  // From the pool: a sync encodes 100,000 of these, briefly each.
+  const bytes = Buffer.allocUnsafe(16).fill(0);
+  let octet = 0;
+  let i = 0;
+  for (let c = 0; c < text.length; c++) {
+    const ch = text.charCodeAt(c);
+    if (ch === 46) {
+      bytes[i++] = octet;
+      octet = 0;
+    } else octet = octet * 10 + (ch - 48);
+  }
+  bytes[i] = octet;
+  return { family: 4, bytes };
+}
+
+/**
+ * fromDatapathAddress, with IPv4 written out directly: an agent adopting a
+ * datapath reads 100,000 backends, two addresses each.
+ */
+function addressText(bytes: Buffer, family: Family): string {
+  return family === 4
+    ? `${bytes[0]!}.${bytes[1]!}.${bytes[2]!}.${bytes[3]!}`
+    : fromDatapathAddress(bytes, family);
+}
+
+/** True when a dotted quad is written as the datapath writes it back (no leading zeros). */
+export const isCanonicalIPv4 = (text: string): boolean => DOTTED_QUAD.test(text);
+
+function encodeBackend(b: BackendEntry): Buffer {
+  const value = Buffer.alloc(XlbBackend.size);
+  writeBackend(value, 0, b);
+  return value;
+}
+
+/** Node addresses, encoded: every backend on a node names the same few. */
+const nodeBytes = new Map<string, DatapathAddress>();
+
+function nodeAddressBytes(text: string): DatapathAddress {
+  let a = nodeBytes.get(text);
+  if (a === undefined) {
+    a = datapathAddress(text);
+    if (nodeBytes.size > 4096) nodeBytes.clear();
+    nodeBytes.set(text, a);
+  }
+  return a;
+}
+
+/** Writes a backend's xlb_backends value at `offset`, with no buffer of its own. */
+function writeBackend(buf: Buffer, offset: number, b: BackendEntry): void {
+  checkPort(b.port, 'backend port');
+  const addr = datapathAddress(b.address);
+  const node = nodeAddressBytes(b.nodeAddress);
+  if (addr.family !== node.family) {
+    throw new DatapathMapError(
+      `backend ${b.address} and its node ${b.nodeAddress} are of different families`,
+    );
+  }
+  XlbBackend.write(buf, offset, {
+    addr: addr.bytes,
+    node_addr: node.bytes,
+    port_be: b.port,
+    family: addr.family,
+    state:
+      b.state === 'active' ? XlbBackendState.values.ACTIVE : XlbBackendState.values.TERMINATING,
+    flags: b.local ? XlbBackendFlag.values.LOCAL : 0,
+  });
+}
+
+/** Same place as far as cached flows care: address, port, node and locality. */
+function samePlace(a: BackendEntry, b: BackendEntry): boolean {
+  return (
+    a.address === b.address &&
+    a.port === b.port &&
+    a.nodeAddress === b.nodeAddress &&
+    a.local === b.local
+  );
+}
+
+/** Elements per batch system call: bounds the memory of one call's keys and values. */
+const BATCH = 8192;
 
 /** The backend is where it was; only its state may differ (a gone one is new). */
 function sameBackendPlace(a: Buffer, b: Buffer): boolean {
@@ -153,6 +269,11 @@ function sameBackendPlace(a: Buffer, b: Buffer): boolean {
 }
 
 export class DatapathMaps implements Disposable {
+  /** Invalidations are held back (see holdFlowCacheInvalidation). */
+  private holding = false;
+  /** An invalidation was held back, or its bump failed: the next flush bumps. */
+  private invalidationPending = false;
+
   constructor(private readonly maps: Record<MapName, BpfMap>) {}
 
   map(name: MapName): BpfMap {
@@ -163,12 +284,44 @@ export class DatapathMaps implements Disposable {
    * Makes every flow cached on any CPU take the full path once more. Called
    * after each change that could alter a cached verdict; a backend's state
    * needs none (the cache re-reads it per packet), a Maglev table neither
-   * (it decides new flows only, which the cache does not hold).
+   * (it decides new flows only, which the cache does not hold). While
+   * invalidations are held, it only notes that one is due.
    */
   invalidateFlowCache(): void {
+    if (this.holding) {
+      this.invalidationPending = true;
+      return;
+    }
+    this.bumpFlowCacheGeneration();
+  }
+
+  private bumpFlowCacheGeneration(): void {
     const slot = key32(0);
     const gen = this.maps.xlb_flow_cache_gen.lookup(slot)?.readUInt32LE(0) ?? 0;
     this.maps.xlb_flow_cache_gen.update(slot, key32((gen + 1) >>> 0));
+  }
+
+  /**
+   * Holds back invalidateFlowCache() until flushFlowCacheInvalidation(): a
+   * reconcile pass that writes thousands of entries bumps the generation once,
+   * after the last of them, instead of once per write (two system calls each).
+   * Cached verdicts may be used until then, for the length of the pass.
+   */
+  holdFlowCacheInvalidation(): void {
+    this.holding = true;
+  }
+
+  /**
+   * Stops holding invalidations and bumps the generation once if any was
+   * held back. Returns whether it bumped; if the bump fails it throws, and
+   * the next flush tries again.
+   */
+  flushFlowCacheInvalidation(): boolean {
+    this.holding = false;
+    if (!this.invalidationPending) return false;
+    this.bumpFlowCacheGeneration();
+    this.invalidationPending = false;
+    return true;
   }
 
   /** The flow cache's current generation. */
@@ -208,15 +361,20 @@ export class DatapathMaps implements Disposable {
     );
   }
 
-  deleteVip(vip: string): boolean {
+  /**
+   * `sharedBit`: whether another VIP in the map has this one's filter bit,
+   * when the caller knows; else every VIP in the map is read to find out.
+   */
+  deleteVip(vip: string, sharedBit?: boolean): boolean {
     const a = toDatapathAddress(vip);
     const deleted = this.maps.xlb_vips.delete(
       XlbVipKey.encode({ addr: a.bytes, family: a.family }),
     );
     // Another VIP may share the bit: clear it only when none does.
     const bit = vipFilterBit(vip);
-    let shared = false;
-    for (const other of this.vips()) if (vipFilterBit(other) === bit) shared = true;
+    let shared = sharedBit ?? false;
+    if (sharedBit === undefined)
+      for (const other of this.vips()) if (vipFilterBit(other) === bit) shared = true;
     if (!shared) this.updateVipFilter(vip, false);
     this.invalidateFlowCache();
     return deleted;
@@ -295,9 +453,9 @@ export class DatapathMaps implements Disposable {
         yield {
           id: batch.keys[i]!.readUInt32LE(0),
           backend: {
-            address: fromDatapathAddress(b.addr, family),
+            address: addressText(b.addr, family),
             port: b.port_be,
-            nodeAddress: fromDatapathAddress(b.node_addr, family),
+            nodeAddress: addressText(b.node_addr, family),
             state: b.state === XlbBackendState.values.ACTIVE ? 'active' : 'terminating',
             local: (b.flags & XlbBackendFlag.values.LOCAL) !== 0,
           },
@@ -307,28 +465,42 @@ export class DatapathMaps implements Disposable {
   }
 
   setBackend(id: number, b: BackendEntry): void {
-    checkPort(b.port, 'backend port');
-    const addr = toDatapathAddress(b.address);
-    const node = toDatapathAddress(b.nodeAddress);
-    if (addr.family !== node.family) {
-      throw new DatapathMapError(
-        `backend ${b.address} and its node ${b.nodeAddress} are of different families`,
-      );
-    }
-    const value = XlbBackend.encode({
-      addr: addr.bytes,
-      node_addr: node.bytes,
-      port_be: b.port,
-      family: addr.family,
-      state:
-        b.state === 'active' ? XlbBackendState.values.ACTIVE : XlbBackendState.values.TERMINATING,
-      flags: b.local ? XlbBackendFlag.values.LOCAL : 0,
-    });
+    const value = encodeBackend(b);
     const old = this.maps.xlb_backends.lookup(key32(id));
     this.maps.xlb_backends.update(key32(id), value);
     // Cached flows keep the next hop towards the backend's node: a backend
     // that moved (another address, node or locality) must not keep it.
     if (old && !sameBackendPlace(old, value)) this.invalidateFlowCache();
+  }
+
+  /**
+   * setBackend for many backends, a system call per few thousand instead of
+   * two each. `previous` is what the slot holds as the caller knows it
+   * (undefined: gone): like setBackend's read of the slot, it decides whether
+   * cached flows must be invalidated. All or nothing per call only as far as
+   * the kernel's batch goes: on an error, some entries may have been written.
+   */
+  setBackends(
+    entries: ReadonlyArray<{
+      id: number;
+      backend: BackendEntry;
+      previous?: BackendEntry | undefined;
+    }>,
+  ): void {
+    let moved = false;
+    for (let start = 0; start < entries.length; start += BATCH) {
+      const chunk = entries.slice(start, start + BATCH);
+      const keys = new Uint32Array(chunk.length);
+      const values = Buffer.alloc(chunk.length * XlbBackend.size);
+      chunk.forEach((e, i) => {
+        keys[i] = e.id;
+        writeBackend(values, i * XlbBackend.size, e.backend);
+        if (e.previous === undefined || !samePlace(e.previous, e.backend)) moved = true;
+      });
+      this.maps.xlb_backends.updateBatchPacked(hostWords(keys), values, chunk.length);
+    }
+    // Cached flows keep the next hop towards the backend's node.
+    if (moved) this.invalidateFlowCache();
   }
 
   /** Marks a backend gone (its array slot zeroed): flows pinned to it are balanced afresh. */
@@ -340,29 +512,42 @@ export class DatapathMaps implements Disposable {
    * Installs a service's whole Maglev table in one swap: a new inner map
    * (slot 0 = M, slots 1..M = backend ids) replaces the old one atomically.
    */
-  installMaglevTable(serviceId: number, table: ArrayLike<number>): void {
-    this.installMaglevTables([[serviceId, table]]);
+  installMaglevTable(
+    serviceId: number,
+    table: ArrayLike<number>,
+    trailer?: ArrayLike<number>,
+  ): void {
+    this.installMaglevTables([[serviceId, table, trailer]]);
   }
 
   /**
    * Installs many tables with one update of xlb_maglev. Each update of a
    * map-in-map makes the kernel wait for running programs to finish with
    * the old inner maps (an RCU grace period, milliseconds); a batch waits
-   * once for all of them.
+   * once for all of them. `tables` may be a generator that builds each table
+   * as it is asked for: a table is copied into its inner map at once, so only
+   * one is in this process's memory at a time.
    */
-  installMaglevTables(tables: ReadonlyArray<readonly [number, ArrayLike<number>]>): void {
-    if (tables.length === 0) return;
+  installMaglevTables(
+    tables: Iterable<
+      | readonly [number, ArrayLike<number>]
+      | readonly [number, ArrayLike<number>, ArrayLike<number>?]
+    >,
+  ): void {
     const inners: BpfMap[] = [];
     try {
-      const keys = new Uint32Array(tables.length);
-      const fds = new Uint32Array(tables.length);
-      for (const [i, [serviceId, table]] of tables.entries()) {
-        const inner = newMaglevTable(serviceId, table);
+      const keys: number[] = [];
+      for (const [serviceId, table, trailer] of tables) {
+        const inner = newMaglevTable(serviceId, table, trailer);
         inners.push(inner);
-        keys[i] = serviceId;
-        fds[i] = inner.fd;
+        keys.push(serviceId);
       }
-      this.maps.xlb_maglev.updateBatchPacked(hostWords(keys), hostWords(fds), tables.length);
+      if (keys.length === 0) return;
+      this.maps.xlb_maglev.updateBatchPacked(
+        hostWords(Uint32Array.from(keys)),
+        hostWords(Uint32Array.from(inners, (m) => m.fd)),
+        keys.length,
+      );
     } finally {
       // The outer map holds its own references now.
       for (const inner of inners) inner.close();
@@ -385,6 +570,44 @@ export class DatapathMaps implements Disposable {
     }
     const size = slots[0]!;
     return Array.from(slots.subarray(1, size + 1));
+  }
+
+  /** The installed table's slots 1..M as words, or undefined (a number[] takes twice the memory). */
+  maglevTableWords(serviceId: number): Uint32Array | undefined {
+    using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
+    if (!inner) return undefined;
+    const slots = new Uint32Array(inner.info.maxEntries);
+    for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
+      batch.keys.forEach((k, i) => (slots[k.readUInt32LE(0)] = batch.values[i]!.readUInt32LE(0)));
+    }
+    const size = Math.min(slots[0]!, inner.info.maxEntries - 1);
+    return slots.slice(1, size + 1);
+  }
+
+  /**
+   * The installed table's size M and the trailer written after its last slot
+   * (see installMaglevTable; empty for a table installed without one), read
+   * with a system call per word of the trailer instead of reading the table.
+   */
+  maglevTableTrailer(serviceId: number): { size: number; trailer: Uint32Array } | undefined {
+    using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
+    if (!inner) return undefined;
+    const word = (i: number): number => inner.lookup(key32(i))?.readUInt32LE(0) ?? 0;
+    const size = word(0);
+    const slots = inner.info.maxEntries - 1;
+    const length = size === 0 || size > slots ? 0 : slots - size;
+    const trailer = new Uint32Array(length);
+    if (length <= 64) {
+      for (let i = 0; i < length; i++) trailer[i] = word(size + 1 + i);
+    } else {
+      for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
+        batch.keys.forEach((k, i) => {
+          const at = k.readUInt32LE(0) - size - 1;
+          if (at >= 0) trailer[at] = batch.values[i]!.readUInt32LE(0);
+        });
+      }
+    }
+    return { size, trailer };
   }
 
   /** Ids of the services that have a Maglev table. */
@@ -437,6 +660,29 @@ export class DatapathMaps implements Disposable {
 
   resetBackendCounters(backendId: number): void {
     this.zeroCounters(this.maps.xlb_backend_stats, backendId);
+  }
+
+  /** resetServiceCounters for many ids, in batches. */
+  resetServiceCountersMany(serviceIds: readonly number[]): void {
+    this.zeroCountersMany(this.maps.xlb_service_stats, serviceIds);
+  }
+
+  /** resetBackendCounters for many ids, in batches. */
+  resetBackendCountersMany(backendIds: readonly number[]): void {
+    this.zeroCountersMany(this.maps.xlb_backend_stats, backendIds);
+  }
+
+  private zeroCountersMany(map: BpfMap, ids: readonly number[]): void {
+    const zero = Buffer.alloc(XlbLbCounters.size);
+    const perCpu = Array.from({ length: numPossibleCpus() }, () => zero);
+    // Keys from one buffer: a Buffer of its own per id is garbage by the thousand.
+    const keys = Buffer.from(Uint32Array.from(ids).buffer);
+    for (let start = 0; start < ids.length; start += BATCH) {
+      const end = Math.min(ids.length, start + BATCH);
+      const entries: Array<readonly [Buffer, readonly Buffer[]]> = [];
+      for (let i = start; i < end; i++) entries.push([keys.subarray(4 * i, 4 * i + 4), perCpu]);
+      map.updateBatch(entries);
+    }
   }
 
   private zeroCounters(map: BpfMap, id: number): void {

@@ -17,15 +17,29 @@ export interface AnnounceInput {
 
 export function announcements(input: AnnounceInput): Announcement[] {
   return input.addresses.map(({ family, address }) => {
-    const base = { service: input.service, address, family };
+    // Plain literals: one that starts with a spread gets a hidden class of
+    // its own in V8, which for 10,000 Services adds up.
+    const base = (
+      announce: boolean,
+      reason: Announcement['reason'],
+      weight: number,
+      message: string,
+    ): Announcement => ({
+      service: input.service,
+      address,
+      family,
+      announce,
+      reason,
+      weight,
+      message,
+    });
     if (input.node?.excluded === true) {
-      return {
-        ...base,
-        announce: false,
-        reason: 'nodeExcluded',
-        weight: 0,
-        message: `node ${input.node.name} is labelled node.kubernetes.io/exclude-from-external-load-balancers`,
-      };
+      return base(
+        false,
+        'nodeExcluded',
+        0,
+        `node ${input.node.name} is labelled node.kubernetes.io/exclude-from-external-load-balancers`,
+      );
     }
     // Distinct pods, not pod ports: a pod serving three ports is one endpoint.
     // Every backend a unit holds is ready or serving (the rest are excluded).
@@ -40,35 +54,26 @@ export function announcements(input: AnnounceInput): Announcement[] {
     }
     if (input.policy === 'Local') {
       return local.size > 0
-        ? {
-            ...base,
-            announce: true,
-            reason: 'localEndpoints',
-            weight: local.size,
-            message: `${local.size} local serving endpoint${local.size === 1 ? '' : 's'} (externalTrafficPolicy Local)`,
-          }
-        : {
-            ...base,
-            announce: false,
-            reason: 'noLocalEndpoints',
-            weight: 0,
-            message: `no local serving IPv${family} endpoint on this node (externalTrafficPolicy Local)`,
-          };
+        ? base(
+            true,
+            'localEndpoints',
+            local.size,
+            `${local.size} local serving endpoint${local.size === 1 ? '' : 's'} (externalTrafficPolicy Local)`,
+          )
+        : base(
+            false,
+            'noLocalEndpoints',
+            0,
+            `no local serving IPv${family} endpoint on this node (externalTrafficPolicy Local)`,
+          );
     }
     return serving.size > 0
-      ? {
-          ...base,
-          announce: true,
-          reason: 'hasEndpoints',
-          weight: 1,
-          message: `${serving.size} serving IPv${family} endpoint${serving.size === 1 ? '' : 's'} reachable from this node`,
-        }
-      : {
-          ...base,
-          announce: false,
-          reason: 'noEndpoints',
-          weight: 0,
-          message: `no serving IPv${family} endpoint reachable from this node`,
-        };
+      ? base(
+          true,
+          'hasEndpoints',
+          1,
+          `${serving.size} serving IPv${family} endpoint${serving.size === 1 ? '' : 's'} reachable from this node`,
+        )
+      : base(false, 'noEndpoints', 0, `no serving IPv${family} endpoint reachable from this node`);
   });
 }

@@ -118,11 +118,17 @@ export function serviceSlices(
     out.push({ name: key.name ?? '', family, ports, endpoints });
   }
   // Order by name, then content, so that two copies of one slice (a broken
-  // source) still give the same result whatever order they arrive in.
-  return out
-    .map((s) => ({ s, j: JSON.stringify(s) }))
-    .sort((a, b) => compareStrings(a.s.name, b.s.name) || compareStrings(a.j, b.j))
-    .map(({ s }) => s);
+  // source) still give the same result whatever order they arrive in. The
+  // content is written out only for names that tie.
+  const json = new Map<SliceFacts, string>();
+  const content = (s: SliceFacts): string => {
+    let j = json.get(s);
+    if (j === undefined) json.set(s, (j = JSON.stringify(s)));
+    return j;
+  };
+  return out.sort(
+    (a, b) => compareStrings(a.name, b.name) || compareStrings(content(a), content(b)),
+  );
 }
 
 export interface UnitPort {

@@ -43,3 +43,10 @@ export { SOURCE_RANGES_ANNOTATION } from './source-ranges.js';
 export { SLOTS_PER_BACKEND, TABLE_SIZE_ANNOTATION } from './table-size.js';
 export { deriveService, serviceKey, unitKey, type ServiceInput } from './service.js';
 export { deriveNode, resolveFrontendConflicts, type NodeInput } from './node.js';
+export {
+  NodeModelCache,
+  type ModelChanges,
+  type ModelSource,
+  type ModelUpdate,
+  type ServiceModelChange,
+} from './incremental.js';

@@ -11,8 +11,13 @@ export interface ParsedIp {
   address: string;
 }
 
+/** A dotted quad as ipaddr writes it (no leading zeros, octets up to 255): its own canonical text. */
+const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 export function parseIp(text: unknown): ParsedIp | undefined {
   if (typeof text !== 'string') return undefined;
+  // Most addresses in a cluster: no need to parse and print them again.
+  if (CANONICAL_IPV4.test(text)) return { family: 4, address: text };
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
     return { family: 4, address: ipaddr.IPv4.parse(text).toString() };
   }

@@ -8,8 +8,15 @@ import { asArray, asRecord, asStringMap, compareStrings, objectKey } from './gua
 import { indexNodes } from './nodes.js';
 import { resolveOptions } from './options.js';
 import { severityOf } from './reasons.js';
-import { deriveService, serviceKey, toDecision } from './service.js';
-import type { Decision, ModelOptions, NodeDecision, NodeModel, ServiceModel } from './types.js';
+import { deriveService, serviceKey, toDecision, type ServiceInput } from './service.js';
+import type {
+  Decision,
+  Frontend,
+  ModelOptions,
+  NodeDecision,
+  NodeModel,
+  ServiceModel,
+} from './types.js';
 
 export interface NodeInput {
   services: readonly V1Service[];
@@ -35,10 +42,8 @@ export function deriveNode(input: NodeInput): NodeModel {
 
   const slicesByService = new Map<string, V1EndpointSlice[]>();
   for (const raw of asArray(input.endpointSlices)) {
-    const metadata = asRecord(asRecord(raw)?.['metadata']);
-    const owner = asStringMap(metadata?.['labels'])[SERVICE_NAME_LABEL];
-    if (owner === undefined) continue;
-    const key = `${objectKey(metadata).namespace}/${owner}`;
+    const key = sliceOwner(raw);
+    if (key === undefined) continue;
     const list = slicesByService.get(key) ?? [];
     list.push(raw as V1EndpointSlice);
     slicesByService.set(key, list);
@@ -47,25 +52,15 @@ export function deriveNode(input: NodeInput): NodeModel {
   const models: ServiceModel[] = [];
   const created = new Map<string, number>();
   for (const [key, copies] of groupServices(input.services)) {
-    const [service, ...extra] = copies;
-    if (service === undefined) continue;
-    created.set(key, creationTime(service));
-    const model = safeDeriveService(key, {
-      service,
+    const derived = deriveServiceCopies(key, copies, {
       endpointSlices: slicesByService.get(key) ?? [],
       nodes,
       nodeName: input.nodeName,
       options,
     });
-    if (extra.length > 0) {
-      model.decisions.unshift(
-        toDecision(key, {
-          reason: 'duplicateService',
-          message: `${copies.length} Service objects share this name; using one of them`,
-        }),
-      );
-    }
-    models.push(model);
+    if (derived === undefined) continue;
+    created.set(key, derived.created);
+    models.push(derived.model);
   }
 
   const resolved = resolveFrontendConflicts(models, created);
@@ -86,6 +81,40 @@ export function deriveNode(input: NodeInput): NodeModel {
   };
 }
 
+/** `namespace/service` of the Service an EndpointSlice says it belongs to. */
+export function sliceOwner(raw: unknown): string | undefined {
+  const metadata = asRecord(asRecord(raw)?.['metadata']);
+  const owner = asStringMap(metadata?.['labels'])[SERVICE_NAME_LABEL];
+  return owner === undefined ? undefined : `${objectKey(metadata).namespace}/${owner}`;
+}
+
+/**
+ * One Service key's model from its objects (more than one only from a broken
+ * source; `copies` in the order sortCopies gives), and its creation time,
+ * which decides frontend conflicts.
+ */
+export function deriveServiceCopies(
+  key: string,
+  copies: readonly V1Service[],
+  input: Omit<ServiceInput, 'service'>,
+): { model: ServiceModel; created: number } | undefined {
+  const [service, ...extra] = copies;
+  if (service === undefined) return undefined;
+  const model = safeDeriveService(key, { ...input, service });
+  if (extra.length > 0) {
+    model.decisions.unshift(
+      toDecision(key, {
+        reason: 'duplicateService',
+        message: `${copies.length} Service objects share this name; using one of them`,
+      }),
+    );
+  }
+  return { model, created: creationTime(service) };
+}
+
+/** What identifies a frontend across Services. */
+export const frontendId = (f: Frontend): string => `${f.address}|${f.port}|${f.protocol}`;
+
 /**
  * Two Services may share an LB IP, but not a (VIP, port, protocol): the
  * datapath can send one frontend to one unit only. The older Service keeps
@@ -99,41 +128,52 @@ export function resolveFrontendConflicts(
   const age = (m: ServiceModel): number => created.get(m.service) ?? Number.POSITIVE_INFINITY;
   const byAge = [...models].sort((a, b) => age(a) - age(b) || compareStrings(a.service, b.service));
   const owner = new Map<string, string>();
-  const out = new Map<string, ServiceModel>();
   for (const model of byAge) {
-    const lost: Decision[] = [];
-    const units = model.units.map((unit) => {
-      const frontends = unit.frontends.filter((f) => {
-        const id = `${f.address}|${f.port}|${f.protocol}`;
-        const holder = owner.get(id);
-        if (holder === undefined) {
-          owner.set(id, unit.key);
-          return true;
-        }
-        lost.push(
-          toDecision(
-            model.service,
-            {
-              reason: 'frontendConflict',
-              message: `${f.address} port ${f.port}/${f.protocol} is already served by ${holder}, an older Service; this unit does not get it`,
-            },
-            unit.key,
-          ),
-        );
-        return false;
-      });
-      return frontends.length === unit.frontends.length ? unit : { ...unit, frontends };
-    });
-    out.set(
-      model.service,
-      lost.length === 0 ? model : { ...model, units, decisions: [...model.decisions, ...lost] },
-    );
+    for (const unit of model.units) {
+      for (const f of unit.frontends) {
+        const id = frontendId(f);
+        if (!owner.has(id)) owner.set(id, unit.key);
+      }
+    }
   }
-  return [...out.values()].sort((a, b) => compareStrings(a.service, b.service));
+  return byAge
+    .map((m) => keepOwnFrontends(m, (id) => owner.get(id)))
+    .sort((a, b) => compareStrings(a.service, b.service));
+}
+
+/**
+ * The model with each unit's frontends cut to those it owns (`ownerOf`: the
+ * unit key that gets a frontend), and a decision per frontend lost. The
+ * same object when nothing is lost.
+ */
+export function keepOwnFrontends(
+  model: ServiceModel,
+  ownerOf: (frontendId: string) => string | undefined,
+): ServiceModel {
+  const lost: Decision[] = [];
+  const units = model.units.map((unit) => {
+    const frontends = unit.frontends.filter((f) => {
+      const holder = ownerOf(frontendId(f));
+      if (holder === undefined || holder === unit.key) return true;
+      lost.push(
+        toDecision(
+          model.service,
+          {
+            reason: 'frontendConflict',
+            message: `${f.address} port ${f.port}/${f.protocol} is already served by ${holder}, an older Service; this unit does not get it`,
+          },
+          unit.key,
+        ),
+      );
+      return false;
+    });
+    return frontends.length === unit.frontends.length ? unit : { ...unit, frontends };
+  });
+  return lost.length === 0 ? model : { ...model, units, decisions: [...model.decisions, ...lost] };
 }
 
 /** Services by key, each key's copies in a fixed order (more than one only from a broken source). */
-function groupServices(services: readonly V1Service[]): Map<string, V1Service[]> {
+export function groupServices(services: readonly V1Service[]): Map<string, V1Service[]> {
   const groups = new Map<string, V1Service[]>();
   for (const raw of asArray(services)) {
     const service = raw as V1Service;
@@ -144,16 +184,18 @@ function groupServices(services: readonly V1Service[]): Map<string, V1Service[]>
   }
   const sorted = new Map<string, V1Service[]>();
   for (const key of [...groups.keys()].sort(compareStrings)) {
-    const copies = groups.get(key) ?? [];
-    sorted.set(
-      key,
-      copies
-        .map((s) => ({ s, j: safeJson(s) }))
-        .sort((a, b) => compareStrings(a.j, b.j))
-        .map(({ s }) => s),
-    );
+    sorted.set(key, sortCopies(groups.get(key) ?? []));
   }
   return sorted;
+}
+
+/** Copies of one Service in a fixed order, whatever order they came in. */
+export function sortCopies(copies: readonly V1Service[]): V1Service[] {
+  if (copies.length < 2) return [...copies];
+  return copies
+    .map((s) => ({ s, j: safeJson(s) }))
+    .sort((a, b) => compareStrings(a.j, b.j))
+    .map(({ s }) => s);
 }
 
 function creationTime(service: V1Service): number {

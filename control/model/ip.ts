@@ -12,7 +12,8 @@ export interface ParsedIp {
 }
 
 /** A dotted quad as ipaddr writes it (no leading zeros, octets up to 255): its own canonical text. */
-const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const CANONICAL_IPV4 =
+  /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 export function parseIp(text: unknown): ParsedIp | undefined {
   if (typeof text !== 'string') return undefined;

@@ -188,14 +188,21 @@ export function datapathAddress(text: string): DatapathAddress {
   return { family: 4, bytes };
 }
 
+/** Where each field of xlb_backend's value lies. */
+const BACKEND_AT = Object.fromEntries(XlbBackend.fields.map((f) => [f.name, f.offset])) as Record<
+  'addr' | 'node_addr' | 'port_be' | 'family' | 'state' | 'flags',
+  number
+>;
+
 /**
- * fromDatapathAddress, with IPv4 written out directly: an agent adopting a
- * datapath reads 100,000 backends, two addresses each.
+ * fromDatapathAddress of the 16 bytes at `offset`, with IPv4 written out
+ * directly: an agent adopting a datapath reads 100,000 backends, two
+ * addresses each.
  */
-function addressText(bytes: Buffer, family: Family): string {
+function addressAt(value: Buffer, offset: number, family: Family): string {
   return family === 4
-    ? `${bytes[0]!}.${bytes[1]!}.${bytes[2]!}.${bytes[3]!}`
-    : fromDatapathAddress(bytes, family);
+    ? `${value[offset]!}.${value[offset + 1]!}.${value[offset + 2]!}.${value[offset + 3]!}`
+    : fromDatapathAddress(value.subarray(offset, offset + 16), family);
 }
 
 /** True when a dotted quad is written as the datapath writes it back (no leading zeros). */
@@ -443,21 +450,27 @@ export class DatapathMaps implements Disposable {
     }
   }
 
-  /** Every backend slot that is not gone, in batches (xlb_backends is a large array). */
+  /**
+   * Every backend slot that is not gone, in batches (xlb_backends is a large
+   * array). Read at the struct's offsets rather than decoded whole: an
+   * adopting agent reads 100,000 backends, and two address buffers and an
+   * object each add up.
+   */
   *backendEntries(): Generator<{ id: number; backend: BackendEntry }> {
     for (const batch of this.maps.xlb_backends.lookupBatches(4096)) {
       for (let i = 0; i < batch.keys.length; i++) {
-        const b = XlbBackend.decode(batch.values[i]!);
-        if (b.state === XlbBackendState.values.GONE) continue;
-        const family = b.family as Family;
+        const v = batch.values[i]!;
+        const state = v[BACKEND_AT.state]!;
+        if (state === XlbBackendState.values.GONE) continue;
+        const family = v[BACKEND_AT.family] as Family;
         yield {
           id: batch.keys[i]!.readUInt32LE(0),
           backend: {
-            address: addressText(b.addr, family),
-            port: b.port_be,
-            nodeAddress: addressText(b.node_addr, family),
-            state: b.state === XlbBackendState.values.ACTIVE ? 'active' : 'terminating',
-            local: (b.flags & XlbBackendFlag.values.LOCAL) !== 0,
+            address: addressAt(v, BACKEND_AT.addr, family),
+            port: v.readUInt16BE(BACKEND_AT.port_be),
+            nodeAddress: addressAt(v, BACKEND_AT.node_addr, family),
+            state: state === XlbBackendState.values.ACTIVE ? 'active' : 'terminating',
+            local: (v[BACKEND_AT.flags]! & XlbBackendFlag.values.LOCAL) !== 0,
           },
         };
       }

@@ -291,9 +291,11 @@ export class DatapathReconciler {
     for (const id of applied.serviceIds()) {
       if (!this.ids.known('unit', id)) this.ids.adoptOrphan('unit', id);
     }
-    for (const id of new Set([...applied.backendIds(), ...applied.tableBackends()])) {
+    for (const id of applied.backendIds())
       if (!this.ids.known('backend', id)) this.ids.adoptOrphan('backend', id);
-    }
+    for (const t of applied.tables.values())
+      for (const id of t.ids)
+        if (!this.ids.known('backend', id)) this.ids.adoptOrphan('backend', id);
     return applied;
   }
 

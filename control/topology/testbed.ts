@@ -22,6 +22,7 @@ import {
 import type { PodAnswer } from './pod-server.js';
 import { bpfObjectPath, distScript } from '../paths.js';
 import { ip, run } from './ip.js';
+import { addPod } from './pods.js';
 import { Topology } from './topology.js';
 
 export type NodeName = 'a' | 'b';
@@ -64,7 +65,7 @@ export const ADDRESSES = {
   vipRangeV6: '2001:db8:f::/64',
 } as const;
 
-export const POD_PORTS = { http: 8080, tcp: 9000, udp: 5353 } as const;
+export { POD_PORTS } from './pods.js';
 
 export interface TestbedNode {
   name: NodeName;
@@ -249,54 +250,19 @@ export class Testbed implements Disposable {
     for (const spec of options.pods) {
       const i = perNode[spec.node]++;
       const p = A.pods[spec.node];
-      const pod: TestbedPod = {
+      const v4 = `${p.v4Base}${p.v4First + i}`;
+      const v6 = `${p.v6Prefix}${(i + 2).toString(16)}`;
+      const { ns, child } = await addPod(t, {
         name: spec.name,
-        node: spec.node,
-        ns: t.addNamespace(`pod-${spec.name}`),
-        v4: `${p.v4Base}${p.v4First + i}`,
-        v6: `${p.v6Prefix}${(i + 2).toString(16)}`,
-      };
-      const nodeNs = this.nodes[spec.node].ns;
-      t.addVeth(
-        { ns: nodeNs, ifname: `v-${spec.name}`.slice(0, 15) },
-        { ns: pod.ns, ifname: 'eth0', addresses: [`${pod.v4}/27`, `${pod.v6}/64`] },
-      );
-      ip('-n', nodeNs, 'link', 'set', `v-${spec.name}`.slice(0, 15), 'master', 'br0');
-      ip('-n', pod.ns, 'route', 'add', 'default', 'via', p.v4Gateway);
-      ip('-n', pod.ns, '-6', 'route', 'add', 'default', 'via', `${p.v6Prefix}1`);
-      this.pods.push(pod);
-      await this.startPod(pod);
+        nodeNs: this.nodes[spec.node].ns,
+        v4,
+        v6,
+        v4Gateway: p.v4Gateway,
+        v6Gateway: `${p.v6Prefix}1`,
+      });
+      this.processes.push(child);
+      this.pods.push({ name: spec.name, node: spec.node, ns, v4, v6 });
     }
-  }
-
-  private startPod(pod: TestbedPod): Promise<void> {
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        pod.ns,
-        process.execPath,
-        distScript('control/topology/pod-server.js'),
-        pod.name,
-        String(POD_PORTS.http),
-        String(POD_PORTS.tcp),
-        String(POD_PORTS.udp),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.processes.push(child);
-    this.topo.onDestroy(`pod ${pod.name}`, () => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    return new Promise((resolve, reject) => {
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout.once('data', () => resolve());
-      child.once('exit', (code) =>
-        reject(new Error(`pod ${pod.name} exited (${code}): ${stderr}`)),
-      );
-    });
   }
 
   private passProgram: BpfProgram | undefined;

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { PodAnswer } from '../../control/topology/pod-server.js';
 import { Session } from '../../control/topology/testbed.js';
 import { ip, run } from '../../control/topology/ip.js';
+import { addPod } from '../../control/topology/pods.js';
 import { Topology } from '../../control/topology/topology.js';
 import { distScript } from '../../control/paths.js';
 
@@ -33,7 +34,7 @@ export const BED = {
   vipRangeV6: '2001:db8:f::/64',
 } as const;
 
-export const POD_PORTS = { http: 8080, tcp: 9000, udp: 5353 } as const;
+export { POD_PORTS } from '../../control/topology/pods.js';
 
 export interface BedPod {
   name: string;
@@ -115,52 +116,18 @@ export class AgentBed {
     ip('-n', this.node, 'addr', 'add', `${BED.pods.v6Gateway}/64`, 'dev', 'br0', 'nodad');
     ip('-n', this.node, 'link', 'set', 'br0', 'up');
     for (const [i, name] of podNames.entries()) {
-      const pod: BedPod = {
+      const v4 = `${BED.pods.v4Base}${10 + i}`;
+      const v6 = `${BED.pods.v6Base}${(16 + i).toString(16)}`;
+      const { ns } = await addPod(t, {
         name,
-        ns: t.addNamespace(`pod-${name}`),
-        v4: `${BED.pods.v4Base}${10 + i}`,
-        v6: `${BED.pods.v6Base}${(16 + i).toString(16)}`,
-      };
-      const hostEnd = `v-${name}`.slice(0, 15);
-      t.addVeth(
-        { ns: this.node, ifname: hostEnd },
-        { ns: pod.ns, ifname: 'eth0', addresses: [`${pod.v4}/27`, `${pod.v6}/64`] },
-      );
-      ip('-n', this.node, 'link', 'set', hostEnd, 'master', 'br0');
-      ip('-n', pod.ns, 'route', 'add', 'default', 'via', BED.pods.v4Gateway);
-      ip('-n', pod.ns, '-6', 'route', 'add', 'default', 'via', BED.pods.v6Gateway);
-      this.pods.push(pod);
-      await this.startPod(pod);
+        nodeNs: this.node,
+        v4,
+        v6,
+        v4Gateway: BED.pods.v4Gateway,
+        v6Gateway: BED.pods.v6Gateway,
+      });
+      this.pods.push({ name, ns, v4, v6 });
     }
-  }
-
-  private startPod(pod: BedPod): Promise<void> {
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        pod.ns,
-        process.execPath,
-        distScript('control/topology/pod-server.js'),
-        pod.name,
-        String(POD_PORTS.http),
-        String(POD_PORTS.tcp),
-        String(POD_PORTS.udp),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.topo.onDestroy(`pod ${pod.name}`, () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    return new Promise((resolve, reject) => {
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout.once('data', () => resolve());
-      child.once('exit', (code) =>
-        reject(new Error(`pod ${pod.name} exited (${code}): ${stderr}`)),
-      );
-    });
   }
 
   pod(name: string): BedPod {

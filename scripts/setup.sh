@@ -14,6 +14,7 @@ packages=(
   clang-format                                         # C formatting check
   iproute2 iputils-ping tcpdump ethtool                # namespaces, veths, traffic
   python3-scapy                                        # independent packet encoder for tests
+  bird2 gobgpd frr                                     # real BGP peers for the interop tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -111,6 +111,7 @@ export interface RawAddon {
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags?: number): number;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
   mapWriteMapped(fd: number, offset: number, data: Buffer): void;
+  mapWriteMappedWords(fd: number, offset: number, stride: number, words: Buffer): void;
   createMap(
     type: number,
     name: string,

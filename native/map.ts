@@ -294,6 +294,26 @@ export class BpfMap extends Descriptor {
     addon().mapWriteMapped(this.fd, offset, data);
   }
 
+  /**
+   * Writes `words` (4-byte words, host byte order) `stride` bytes apart from
+   * `offset` on into the memory of a BPF_F_MMAPABLE array, each with one
+   * aligned store: one half of a table whose elements hold two halves.
+   */
+  writeMappedWords(words: Uint32Array, offset: number, stride: number): void {
+    if (!(this.info.flags & MapFlag.mmapable)) {
+      throw new TypeError(`map ${this.info.name} was not created mmapable`);
+    }
+    const size = this.info.maxEntries * ((this.info.valueSize + 7) & ~7);
+    const end = words.length === 0 ? offset : offset + (words.length - 1) * stride + 4;
+    if (offset < 0 || stride < 4 || offset % 4 !== 0 || stride % 4 !== 0 || end > size) {
+      throw new RangeError(
+        `writeMappedWords of ${words.length} words from ${offset} every ${stride} bytes does not fit map ${this.info.name} (${size} bytes)`,
+      );
+    }
+    const bytes = Buffer.from(words.buffer, words.byteOffset, words.byteLength);
+    addon().mapWriteMappedWords(this.fd, offset, stride, bytes);
+  }
+
   /** Deletes many keys in one system call; every key must exist. */
   deleteBatch(keys: readonly Buffer[]): number {
     if (keys.length === 0) return 0;

@@ -62,12 +62,24 @@ describe('flow hash: TypeScript and kernel agree', () => {
       { id: 2, affinityTimeoutSeconds: 60 },
     );
     m.setFrontend({ vip: '2001:db8:10::10', port: 443, proto: 'TCP' }, { id: 3 });
+    // Services 1 and 3 get a first table and then the real one, which goes
+    // into the other half of the same inner map: the kernel must read the
+    // half the header names (service 2 stays in half 0).
+    m.installMaglevTable(
+      1,
+      table.map(() => 1),
+    );
     m.installMaglevTable(1, table);
     m.installMaglevTable(2, table);
     m.installMaglevTable(
       3,
+      table.map(() => 11),
+    );
+    m.installMaglevTable(
+      3,
       table.map((b) => b + 10),
     );
+    expect([1, 2, 3].map((id) => m.maglevTableHeader(id)?.half)).toEqual([1, 0, 1]);
   });
   afterAll(() => dp?.close());
 

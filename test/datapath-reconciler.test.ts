@@ -355,10 +355,15 @@ describe('datapath reconciler', () => {
       setBackend: 1,
       installMaglevTable: 1,
     });
-    // One slot of xlb_maglev replaced; the new inner table filled before it.
-    expect(writes.filter((w) => w.startsWith('xlb_maglev.'))).toEqual([
-      'xlb_maglev.updateBatchPacked',
+    // Same M: the new table goes into the half the datapath does not read
+    // (slots, trailer), then one store flips the header to it; xlb_maglev
+    // itself is not written, so no RCU grace period is waited for.
+    expect(writes.filter((w) => w.startsWith('xlb_maglev'))).toEqual([
+      'xlb_maglev_t.writeMappedWords',
+      'xlb_maglev_t.writeMappedWords',
+      'xlb_maglev_t.writeMappedWords',
     ]);
+    expect(r.dp.maps.maglevTableHeader(sid)).toEqual({ size: web4.tableSize, half: 1 });
     expect(writes.filter((w) => w.includes('delete'))).toEqual([]);
     expect(result.changes).toEqual([
       expect.objectContaining({
@@ -388,6 +393,42 @@ describe('datapath reconciler', () => {
     expect([...r.dp.maps.backendEntries()].find((b) => b.id === drained)?.backend.state).toBe(
       'terminating',
     );
+    expect(r.dp.maps.maglevTableHeader(sid)).toEqual({ size: web4.tableSize, half: 0 });
+
+    // Another M needs another inner map: one swap in xlb_maglev.
+    const resized = { ...draining, tableSize: 509 };
+    const swap = countMapWrites(() => r.reconciler.reconcile([resized]));
+    expect(ok(swap.result).ops).toEqual({ installMaglevTable: 1 });
+    expect(swap.writes.filter((w) => w.startsWith('xlb_maglev'))).toEqual([
+      'xlb_maglev.updateBatchPacked',
+      'xlb_maglev_t.writeMapped',
+    ]);
+    expect(r.dp.maps.maglevTableHeader(sid)).toEqual({ size: 509, half: 0 });
+    expect(r.dp.maps.maglevTable(sid)).toEqual(expectedTable(resized, s.backendIds));
+  });
+
+  it('gives a table a new inner map once its backends outgrow the trailer room of the old one', () => {
+    using r = rig();
+    const one = withBackends(web4, [{ address: '203.0.113.101' }]);
+    ok(r.reconciler.reconcile([one]));
+    const sid = snapshotOf(r.reconciler, web4.key).serviceId;
+    const many = (n: number) =>
+      withBackends(
+        web4,
+        Array.from({ length: n }, (_, i) => ({ address: `203.0.113.${101 + i}` })),
+      );
+    // Room for twice the trailer plus 8 words: 16 backends still fit in place.
+    const inPlace = countMapWrites(() => r.reconciler.reconcile([many(16)]));
+    ok(inPlace.result);
+    expect(inPlace.writes.filter((w) => w.startsWith('xlb_maglev.'))).toEqual([]);
+    const grown = countMapWrites(() => r.reconciler.reconcile([many(17)]));
+    ok(grown.result);
+    expect(grown.writes.filter((w) => w.startsWith('xlb_maglev.'))).toEqual([
+      'xlb_maglev.updateBatchPacked',
+    ]);
+    const s = snapshotOf(r.reconciler, web4.key);
+    expect(r.dp.maps.maglevTable(sid)).toEqual(expectedTable(many(17), s.backendIds));
+    expect(new Set(r.dp.maps.maglevTable(sid)).size).toBe(17);
   });
 
   it('removes a backend after the table that named it, and keeps its id out of use (quarantine)', () => {

@@ -180,6 +180,28 @@ describe('BpfMap', () => {
     expect(arr.lookup(u32le(10))).toEqual(u32le(42));
     expect(() => arr.writeMapped(Buffer.alloc(16), 8 * 999)).toThrow(RangeError);
 
+    // Strided words: one half of two-word elements, the other half untouched.
+    using pairs = BpfMap.create({
+      type: 'array',
+      name: 'xlb_t_pairs',
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 300,
+      flags: MapFlag.mmapable,
+    });
+    const half = Uint32Array.from({ length: 300 }, (_, i) => 3 * i + 5);
+    pairs.writeMappedWords(half, 4, 8);
+    pairs.writeMappedWords(Uint32Array.of(9, 8), 0, 8 * 299);
+    for (const i of [0, 1, 150, 299]) {
+      const v = pairs.lookup(u32le(i))!;
+      expect([v.readUInt32LE(0), v.readUInt32LE(4)], `element ${i}`).toEqual([
+        i === 0 ? 9 : i === 299 ? 8 : 0,
+        3 * i + 5,
+      ]);
+    }
+    expect(() => pairs.writeMappedWords(Uint32Array.of(1, 2), 8 * 299, 8)).toThrow(RangeError);
+    expect(() => pairs.writeMappedWords(Uint32Array.of(1), 2, 8)).toThrow(RangeError);
+
     using plain = BpfMap.create({
       type: 'array',
       name: 'xlb_t_plain',

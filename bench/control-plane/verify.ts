@@ -63,11 +63,12 @@ export class PinnedMaps implements Disposable {
     const recorded = summary && readTrailer(summary.trailer);
     if (summary === undefined || recorded === undefined) return undefined;
     const ids = new Set(recorded.ids);
+    const header = this.maps.maglevTableHeader(serviceId);
     using inner = this.maps.map('xlb_maglev').innerMap(key32(serviceId));
-    let slotsOk = inner !== undefined;
+    let slotsOk = inner !== undefined && header !== undefined;
     for (let k = 0; k < samples && slotsOk; k++) {
       const slot = 1 + Math.floor((k * (summary.size - 1)) / (samples - 1));
-      const id = inner!.lookup(key32(slot))?.readUInt32LE(0);
+      const id = inner!.lookup(key32(slot))?.readUInt32LE(4 * header!.half);
       slotsOk = id !== undefined && ids.has(id);
     }
     return { size: summary.size, ids, slotsOk };

@@ -79,12 +79,16 @@ static __always_inline struct xlb_backend *maglev_pick(const struct xlb_flow_key
   void *table = bpf_map_lookup_elem(&xlb_maglev, &key);
   if (!table) return 0;
   key = 0;
-  __u32 *size = bpf_map_lookup_elem(table, &key);
-  if (!size || *size == 0) return 0;
-  key = 1 + hash_flow(flow, svc) % *size;
-  __u32 *backend_id = bpf_map_lookup_elem(table, &key);
-  if (!backend_id) return 0;
-  *id = *backend_id;
+  struct xlb_maglev_entry *header = bpf_map_lookup_elem(table, &key);
+  if (!header || header->word0 == 0) return 0;
+  __u32 half = *(volatile __u32 *)&header->word1 & 1;
+  key = 1 + hash_flow(flow, svc) % header->word0;
+  struct xlb_maglev_entry *slot = bpf_map_lookup_elem(table, &key);
+  if (!slot) return 0;
+  /* The id's address depends on the half read above, which orders this load
+   * after it (an address dependency): a flipped half is never read with the
+   * slots from before the control plane filled it. */
+  *id = *((__u32 *)slot + half);
   return live_backend(*id);
 }
 

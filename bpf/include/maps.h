@@ -27,17 +27,18 @@ struct {
   __type(value, struct xlb_service);
 } xlb_frontends SEC(".maps");
 
-/* One Maglev table per service: slot 0 holds the table size M, slots 1..M
- * the backend ids. Size and contents live in one inner map, so replacing the
- * inner map swaps both at once; BPF_F_INNER_MAP lets every service have its
- * own M. BPF_F_MMAPABLE lets the control plane fill a new table with one
- * memory copy instead of a syscall's worth of work per slot. */
+/* One Maglev table per service (layout: struct xlb_maglev_entry). Size and
+ * both halves live in one inner map; BPF_F_INNER_MAP lets every service have
+ * its own M, BPF_F_MMAPABLE lets the control plane write a half with one
+ * memory copy and flip halves with one store, instead of a system call per
+ * slot. A new inner map (one swap in xlb_maglev) is needed only when M
+ * changes. */
 struct maglev_inner_table {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 252);
   __uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
   __type(key, __u32);
-  __type(value, __u32);
+  __type(value, struct xlb_maglev_entry);
 };
 
 struct {

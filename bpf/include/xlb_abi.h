@@ -14,7 +14,7 @@
 
 #include <linux/types.h>
 
-#define XLB_ABI_VERSION 3
+#define XLB_ABI_VERSION 4
 
 /* Values of every `family` field. */
 enum xlb_family {
@@ -54,6 +54,21 @@ struct xlb_service {
   __u32 flags; /* enum xlb_service_flag */
   __u32 affinity_timeout_s;
   __u32 _pad0;
+};
+
+/* An element of a service's Maglev table (an inner map of xlb_maglev). The
+ * table is double-buffered: element 0 is the header, word0 = M and bit 0 of
+ * word1 the half in use (the control plane keeps its trailer's length in the
+ * other bits, so both flip together); element 1 + i holds slot i of both halves,
+ * word0 in half 0 and word1 in half 1. The control plane writes a new table
+ * into the half not in use and then flips the header's word1: one aligned
+ * 4-byte store swaps the whole table, where replacing the inner map would
+ * make the update wait for an RCU grace period. Elements after 1 + M hold
+ * the control plane's trailer (same two halves); the datapath never reads
+ * them. */
+struct xlb_maglev_entry {
+  __u32 word0;
+  __u32 word1;
 };
 
 enum xlb_backend_state {
@@ -234,6 +249,7 @@ struct xlb_abi_anchor {
   struct xlb_vip vip;
   struct xlb_frontend_key frontend_key;
   struct xlb_service service;
+  struct xlb_maglev_entry maglev_entry;
   struct xlb_backend backend;
   struct xlb_flow_key flow_key;
   struct xlb_flow flow;

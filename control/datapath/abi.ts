@@ -2,7 +2,7 @@
 // test compares every struct and enum here with the compiled objects' BTF.
 import { be16, bytes, cEnum, ipv4, ipv6, pad, struct, u32, u64, u8, u16 } from './codec.js';
 
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export const XlbFamily = cEnum('xlb_family', 'XLB_FAMILY_', { IPV4: 4, IPV6: 6 });
 
@@ -30,6 +30,9 @@ export const XlbService = struct('xlb_service', {
   affinity_timeout_s: u32,
   _pad0: pad(4),
 });
+
+/** An element of a Maglev inner table; see xlb_abi.h for the double-buffered layout. */
+export const XlbMaglevEntry = struct('xlb_maglev_entry', { word0: u32, word1: u32 });
 
 export const XlbBackendState = cEnum('xlb_backend_state', 'XLB_BACKEND_', {
   GONE: 0,
@@ -163,6 +166,7 @@ export const abiStructs = [
   XlbVip,
   XlbFrontendKey,
   XlbService,
+  XlbMaglevEntry,
   XlbBackend,
   XlbFlowKey,
   XlbFlow,

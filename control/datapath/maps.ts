@@ -21,6 +21,7 @@ import {
   type DropName,
   type EventName,
   type OutcomeName,
+  XlbMaglevEntry,
 } from './abi.js';
 import { key32 } from './codec.js';
 import {
@@ -107,11 +108,24 @@ function checkPort(port: number, what: string): void {
   }
 }
 
+/** Bytes of one element of a Maglev inner table (struct xlb_maglev_entry). */
+const ENTRY = XlbMaglevEntry.size;
+
 /**
- * A new inner table for xlb_maglev: slot 0 = M, slots 1..M = backend ids,
- * then the trailer's words, which the datapath never reads (it indexes
- * 1..M only): what the control plane wants to find again without reading
- * or rebuilding the table.
+ * Trailer words a new table makes room for: twice what it needs now, so a
+ * service that gains backends keeps rewriting its table in place (a new
+ * inner map costs the update an RCU grace period).
+ */
+function trailerCapacity(length: number): number {
+  return length === 0 ? 0 : 2 * length + 8;
+}
+
+/**
+ * A new inner table for xlb_maglev (layout: struct xlb_maglev_entry in
+ * bpf/include/xlb_abi.h): the header {M, half 0 in use}, the slots in half
+ * 0, then the trailer's words in half 0, which the datapath never reads (it
+ * indexes 1..M only): what the control plane wants to find again without
+ * reading or rebuilding the table.
  */
 function newMaglevTable(
   serviceId: number,
@@ -126,14 +140,14 @@ function newMaglevTable(
     type: 'array',
     name: 'xlb_maglev_t',
     keySize: 4,
-    valueSize: 4,
-    maxEntries: m + 1 + trailer.length,
+    valueSize: ENTRY,
+    maxEntries: 1 + m + trailerCapacity(trailer.length),
     flags: MapFlag.innerMap | MapFlag.mmapable,
   });
   try {
-    // The array's memory: one 8-byte element per slot, the id in its low word.
-    const words = scratchWords(2 * (m + 1 + trailer.length));
+    const words = scratchWords((ENTRY / 4) * inner.info.maxEntries);
     words[0] = m;
+    words[1] = halfWord(0, trailer.length);
     for (let i = 0; i < m; i++) words[2 * (i + 1)] = table[i]!;
     for (let i = 0; i < trailer.length; i++) words[2 * (m + 1 + i)] = trailer[i]!;
     inner.writeMapped(hostWords(words));
@@ -142,6 +156,75 @@ function newMaglevTable(
     throw e;
   }
   return inner;
+}
+
+/** An installed table's header: its size M and the half the datapath reads. */
+interface TableHeader {
+  size: number;
+  half: 0 | 1;
+  /** Trailer words each half has room for. */
+  capacity: number;
+  /** Trailer words the half in use holds (the header's word1 above its bit 0). */
+  trailer: number;
+}
+
+/** The header's word1: the half in use and the length of its trailer, flipped together. */
+function halfWord(half: 0 | 1, trailer: number): number {
+  return (half | (trailer << 1)) >>> 0;
+}
+
+function tableHeader(inner: BpfMap): TableHeader | undefined {
+  const raw = inner.lookup(key32(0));
+  if (raw === undefined) return undefined;
+  const { word0: size, word1 } = XlbMaglevEntry.decode(raw);
+  if (size < 1 || size >= inner.info.maxEntries) return undefined;
+  const capacity = inner.info.maxEntries - 1 - size;
+  const half = word1 & 1 ? 1 : 0;
+  return { size, half, capacity, trailer: Math.min(word1 >>> 1, capacity) };
+}
+
+/**
+ * Writes `table` into the half of `inner` the datapath does not read, then
+ * flips the header to it: every packet sees the old table or the new one,
+ * and no RCU grace period is waited for. False (nothing written) when the
+ * inner map's M or trailer room does not fit, so a new inner map must go in.
+ * The half written last held the table before the previous flip; a program
+ * run lasts microseconds, and passes are milliseconds apart.
+ */
+function rewriteMaglevTable(
+  inner: BpfMap,
+  table: ArrayLike<number>,
+  trailer: ArrayLike<number>,
+): boolean {
+  const header = tableHeader(inner);
+  if (header === undefined || header.size !== table.length || trailer.length > header.capacity) {
+    return false;
+  }
+  const other = header.half === 0 ? 1 : 0;
+  const slots = table instanceof Uint32Array ? table : Uint32Array.from(table);
+  inner.writeMappedWords(slots, ENTRY + 4 * other, ENTRY);
+  if (header.capacity > 0) {
+    const words = new Uint32Array(header.capacity);
+    words.set(trailer);
+    inner.writeMappedWords(words, ENTRY * (1 + header.size) + 4 * other, ENTRY);
+  }
+  inner.writeMappedWords(Uint32Array.of(halfWord(other, trailer.length)), 4, ENTRY);
+  return true;
+}
+
+/**
+ * An installed table's words in the half in use, from element `from` on
+ * (1: the slots, 1 + M: the trailer), `count` of them, read in batches.
+ */
+function readHalf(inner: BpfMap, header: TableHeader, from: number, count: number): Uint32Array {
+  const out = new Uint32Array(count);
+  for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
+    batch.keys.forEach((k, i) => {
+      const at = k.readUInt32LE(0) - from;
+      if (at >= 0 && at < count) out[at] = batch.values[i]!.readUInt32LE(4 * header.half);
+    });
+  }
+  return out;
 }
 
 let scratch = new Uint32Array(0);
@@ -522,8 +605,8 @@ export class DatapathMaps implements Disposable {
   }
 
   /**
-   * Installs a service's whole Maglev table in one swap: a new inner map
-   * (slot 0 = M, slots 1..M = backend ids) replaces the old one atomically.
+   * Installs a service's whole Maglev table in one swap (see
+   * installMaglevTables).
    */
   installMaglevTable(
     serviceId: number,
@@ -534,12 +617,15 @@ export class DatapathMaps implements Disposable {
   }
 
   /**
-   * Installs many tables with one update of xlb_maglev. Each update of a
-   * map-in-map makes the kernel wait for running programs to finish with
-   * the old inner maps (an RCU grace period, milliseconds); a batch waits
-   * once for all of them. `tables` may be a generator that builds each table
-   * as it is asked for: a table is copied into its inner map at once, so only
-   * one is in this process's memory at a time.
+   * Installs many tables, each in one swap that no packet sees half done. A
+   * service whose inner map has the same M gets the table written into the
+   * half not in use and flipped to (see rewriteMaglevTable). The others get
+   * new inner maps, with one update of xlb_maglev for all of them: each
+   * update of a map-in-map makes the kernel wait for running programs to
+   * finish with the old inner maps (an RCU grace period, milliseconds), and a
+   * batch waits once. `tables` may be a generator that builds each table as
+   * it is asked for: a table is copied into its map at once, so only one is
+   * in this process's memory at a time.
    */
   installMaglevTables(
     tables: Iterable<
@@ -550,7 +636,9 @@ export class DatapathMaps implements Disposable {
     const inners: BpfMap[] = [];
     try {
       const keys: number[] = [];
-      for (const [serviceId, table, trailer] of tables) {
+      for (const [serviceId, table, trailer = []] of tables) {
+        using current = this.maps.xlb_maglev.innerMap(key32(serviceId));
+        if (current !== undefined && rewriteMaglevTable(current, table, trailer)) continue;
         const inner = newMaglevTable(serviceId, table, trailer);
         inners.push(inner);
         keys.push(serviceId);
@@ -571,54 +659,45 @@ export class DatapathMaps implements Disposable {
     return this.maps.xlb_maglev.delete(key32(serviceId));
   }
 
-  /** The installed table (without the size slot), or undefined. */
+  /** The installed table (the slots of the half in use), or undefined. */
   maglevTable(serviceId: number): number[] | undefined {
-    using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
-    if (!inner) return undefined;
-    // One batch read instead of a system call per slot: tables have up to
-    // 131071 slots and an adopting agent reads every table.
-    const slots = new Uint32Array(inner.info.maxEntries);
-    for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
-      batch.keys.forEach((k, i) => (slots[k.readUInt32LE(0)] = batch.values[i]!.readUInt32LE(0)));
-    }
-    const size = slots[0]!;
-    return Array.from(slots.subarray(1, size + 1));
+    const words = this.maglevTableWords(serviceId);
+    return words === undefined ? undefined : Array.from(words);
   }
 
-  /** The installed table's slots 1..M as words, or undefined (a number[] takes twice the memory). */
+  /**
+   * The installed table's slots as words (a number[] takes twice the
+   * memory), or undefined. One batch read instead of a system call per slot:
+   * tables have up to 131071 slots and an adopting agent may read every one.
+   */
   maglevTableWords(serviceId: number): Uint32Array | undefined {
     using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
-    if (!inner) return undefined;
-    const slots = new Uint32Array(inner.info.maxEntries);
-    for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
-      batch.keys.forEach((k, i) => (slots[k.readUInt32LE(0)] = batch.values[i]!.readUInt32LE(0)));
-    }
-    const size = Math.min(slots[0]!, inner.info.maxEntries - 1);
-    return slots.slice(1, size + 1);
+    const header = inner && tableHeader(inner);
+    if (inner === undefined || header === undefined) return undefined;
+    return readHalf(inner, header, 1, header.size);
+  }
+
+  /** The installed table's size M and the half the datapath reads, or undefined. */
+  maglevTableHeader(serviceId: number): { size: number; half: 0 | 1 } | undefined {
+    using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
+    const header = inner && tableHeader(inner);
+    return header && { size: header.size, half: header.half };
   }
 
   /**
    * The installed table's size M and the trailer written after its last slot
-   * (see installMaglevTable; empty for a table installed without one), read
-   * with a system call per word of the trailer instead of reading the table.
+   * in the half in use (see installMaglevTables; empty for a table installed
+   * without one), read without reading the table.
    */
   maglevTableTrailer(serviceId: number): { size: number; trailer: Uint32Array } | undefined {
     using inner = this.maps.xlb_maglev.innerMap(key32(serviceId));
-    if (!inner) return undefined;
-    const word = (i: number): number => inner.lookup(key32(i))?.readUInt32LE(0) ?? 0;
-    const size = word(0);
-    const slots = inner.info.maxEntries - 1;
-    const length = size === 0 || size > slots ? 0 : slots - size;
+    const header = inner && tableHeader(inner);
+    if (inner === undefined || header === undefined) return undefined;
+    const { size, trailer: length } = header;
+    if (length > 64) return { size, trailer: readHalf(inner, header, 1 + size, length) };
     const trailer = new Uint32Array(length);
-    if (length <= 64) {
-      for (let i = 0; i < length; i++) trailer[i] = word(size + 1 + i);
-    } else {
-      for (const batch of inner.lookupBatches(inner.info.maxEntries)) {
-        batch.keys.forEach((k, i) => {
-          const at = k.readUInt32LE(0) - size - 1;
-          if (at >= 0) trailer[at] = batch.values[i]!.readUInt32LE(0);
-        });
-      }
+    for (let i = 0; i < length; i++) {
+      trailer[i] = inner.lookup(key32(1 + size + i))?.readUInt32LE(4 * header.half) ?? 0;
     }
     return { size, trailer };
   }

@@ -173,7 +173,45 @@ Napi::Value WriteMapped(const Napi::CallbackInfo& info) {
   size_t length = (offset + data.Length() + page - 1) / page * page;
   void* mem = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (mem == MAP_FAILED) ThrowErrno(env, "mmap map", errno);
+  // Whatever this process wrote before (an earlier call) is visible before
+  // this copy: a table half, then the word that flips to it.
+  __atomic_thread_fence(__ATOMIC_RELEASE);
   std::memcpy(static_cast<char*>(mem) + offset, data.Data(), data.Length());
+  munmap(mem, length);
+  return env.Undefined();
+}
+
+// writeMappedWords(fd, offset, stride, words): like writeMapped, but the
+// 4-byte words of `words` go `stride` bytes apart from `offset` on: one half
+// of a double-buffered table whose elements hold both halves side by side.
+// Each word is one aligned store, so a reader sees a slot's old or new value,
+// never a torn one.
+Napi::Value WriteMappedWords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  uint32_t offset = ArgU32(info, 1, "offset");
+  uint32_t stride = ArgU32(info, 2, "stride");
+  auto data = ArgBuffer(info, 3, "words");
+  if (offset % 4 != 0 || stride % 4 != 0 || stride == 0 || data.Length() % 4 != 0) {
+    Napi::RangeError::New(env, "writeMappedWords needs 4-byte aligned offset, stride and words")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  size_t count = data.Length() / 4;
+  if (count == 0) return env.Undefined();
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t end = offset + (count - 1) * size_t(stride) + 4;
+  size_t length = (end + page - 1) / page * page;
+  void* mem = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) ThrowErrno(env, "mmap map", errno);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  auto* base = static_cast<char*>(mem) + offset;
+  const auto* words = reinterpret_cast<const uint32_t*>(data.Data());
+  for (size_t i = 0; i < count; i++) {
+    uint32_t w;
+    std::memcpy(&w, words + i, 4);
+    __atomic_store_n(reinterpret_cast<uint32_t*>(base + i * stride), w, __ATOMIC_RELAXED);
+  }
   munmap(mem, length);
   return env.Undefined();
 }
@@ -238,6 +276,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdateBatch", Napi::Function::New(env, UpdateBatch));
   exports.Set("mapDeleteBatch", Napi::Function::New(env, DeleteBatch));
   exports.Set("mapWriteMapped", Napi::Function::New(env, WriteMapped));
+  exports.Set("mapWriteMappedWords", Napi::Function::New(env, WriteMappedWords));
   exports.Set("createMap", Napi::Function::New(env, CreateMap));
   exports.Set("mapFdById", Napi::Function::New(env, MapFdById));
   exports.Set("progFdById", Napi::Function::New(env, ProgFdById));

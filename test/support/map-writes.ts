@@ -14,6 +14,7 @@ const writeMethods = [
   'deleteBatch',
   'setInnerMap',
   'writeMapped',
+  'writeMappedWords',
 ] as const;
 
 export function countMapWrites<T>(fn: () => T): { result: T; writes: string[] } {

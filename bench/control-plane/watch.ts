@@ -67,6 +67,9 @@ export class TableWatcher {
 
   /** When the table changed (hrtime ns), or undefined when it was not seen; the watch ends. */
   take(): bigint | undefined {
+    // The flip can come moments before the pass returns: give the poller
+    // (which notifies when it sees it) up to 50 ms more.
+    Atomics.wait(this.ctl, STATE, ARMED, 50);
     const seen = Atomics.compareExchange(this.ctl, STATE, ARMED, IDLE) === SEEN;
     Atomics.store(this.ctl, STATE, IDLE);
     return seen ? this.seenAt[0] : undefined;
@@ -128,6 +131,7 @@ function serve(data: { ctl: Int32Array; seenAt: BigInt64Array; pin: string }): v
     if (id !== Atomics.load(ctl, OLD_ID) || half !== Atomics.load(ctl, OLD_HALF)) {
       seenAt[0] = process.hrtime.bigint();
       Atomics.compareExchange(ctl, STATE, ARMED, SEEN);
+      Atomics.notify(ctl, STATE);
       continue;
     }
     Atomics.wait(ctl, STATE, ARMED, 0.05);

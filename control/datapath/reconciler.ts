@@ -111,8 +111,9 @@ export interface PassTimings {
   /** Building Maglev tables. */
   build: number;
   /**
-   * Installing tables: inner maps made and filled, then swapped in; each
-   * swap (a batch: once) waits in the kernel for an RCU grace period.
+   * Installing tables: written into the half not in use and flipped to, or
+   * (new service, new size) inner maps made, filled and swapped in, which
+   * waits in the kernel for an RCU grace period once per batch.
    */
   install: number;
 }
@@ -764,8 +765,9 @@ export class DatapathReconciler {
 
   /**
    * 2. Tables: one swap when the content changed; none without an active
-   *    backend. The swaps go in batches: each update of xlb_maglev waits for
-   *    an RCU grace period, a batch waits once. A table is built only here
+   *    backend. A table whose inner map has its size is flipped in place;
+   *    new inner maps go in batches: each update of xlb_maglev waits for an
+   *    RCU grace period, a batch waits once. A table is built only here
    *    (on worker threads too when there are many), copied into its inner
    *    map as soon as it is built, and dropped.
    */

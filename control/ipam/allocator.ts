@@ -37,6 +37,15 @@ export class Allocator {
     return { ...result, events };
   }
 
+  /**
+   * Forgets what it assigned to one Service, whose status then counts again:
+   * for a writer that read the Service fresh and found its status is not what
+   * this allocator's view was based on (another leader or a person wrote it).
+   */
+  forget(service: string): void {
+    this.inFlight.delete(service);
+  }
+
   /** Forgets what it assigned: for a process that lost leadership and may win it again later. */
   reset(): void {
     this.inFlight = new Map();

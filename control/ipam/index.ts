@@ -13,6 +13,7 @@ export {
   allocationReasonNames,
   allocationReasons,
   allocationSeverity,
+  pendingReasonNames,
   type AllocationEventReason,
   type AllocationReason,
   type PendingReason,

@@ -48,6 +48,19 @@ export type PendingReason = Extract<
   | 'invalidRequest'
 >;
 
+/** Every reason a Service can be pending for (metrics pre-register them). */
+export const pendingReasonNames: readonly PendingReason[] = [
+  'poolExhausted',
+  'noPoolForService',
+  'poolNotFound',
+  'poolUnavailable',
+  'requestedIPNotInPool',
+  'requestedIPInUse',
+  'sharingConflict',
+  'dualStackUnavailable',
+  'invalidRequest',
+];
+
 export type ReleaseReason = Extract<
   AllocationReason,
   | 'notInPool'

@@ -28,6 +28,7 @@ function settings(flags: Partial<Record<SettingKey, unknown>>, fileText?: string
   return resolveAgentSettings({
     flags,
     hostname: 'Node-A',
+    env: {},
     ...(fileText !== undefined ? { file: { path: '/etc/xlb/agent.yaml', text: fileText } } : {}),
   });
 }
@@ -48,6 +49,9 @@ describe('agent settings', () => {
       nodeName: 'node-a',
       uplink: 'eth0',
       manifests: '/etc/xlb/manifests',
+      leaseNamespace: 'xlb-system',
+      leaseName: 'xlb-controller',
+      identity: 'node-a',
       pinDir: '/sys/fs/bpf/xlb',
       hashSeed: DEFAULT_HASH_SEED,
       loadBalancerClass: DEFAULT_LOAD_BALANCER_CLASS,
@@ -55,6 +59,27 @@ describe('agent settings', () => {
       metricsAddress: { host: '127.0.0.1', port: 9597 },
       logLevel: 'info',
     });
+  });
+
+  it('reads the Kubernetes API without --manifests, named in the Lease as the chart says', () => {
+    const s = resolveAgentSettings({
+      flags: { uplink: 'eth0', kubeconfig: '/root/kube.yaml', leaseName: 'xlb' },
+      hostname: 'node-a',
+      env: { POD_NAME: 'xlb-7fz2k', POD_NAMESPACE: 'kube-lb' },
+    });
+    expect(s).toMatchObject({
+      manifests: '',
+      kubeconfig: '/root/kube.yaml',
+      leaseNamespace: 'kube-lb',
+      leaseName: 'xlb',
+      identity: 'xlb-7fz2k',
+    });
+    expect(
+      issues(() => settings({ ...BASE, kubeconfig: 'k.yaml', leaseNamespace: 'Bad_NS' })),
+    ).toEqual([
+      expect.stringMatching(/^ {2}--lease-namespace: 'Bad_NS' is not valid: a namespace name/),
+      '  --kubeconfig: the agent reads either manifests (standalone) or the Kubernetes API, not both: drop --manifests or --kubeconfig',
+    ]);
   });
 
   it('reads command-line strings and YAML values alike', () => {
@@ -134,7 +159,7 @@ colour: blue
       ),
     );
     expect(lines).toEqual([
-      "  /etc/xlb/agent.yaml: unknown setting 'colour': the file takes nodeName, uplink, netns, manifests, pinDir, hashSeed, mtu, nodeIPv4, nodeIPv6, loadBalancerClass, defaultClass, metricsAddress, logLevel",
+      "  /etc/xlb/agent.yaml: unknown setting 'colour': the file takes nodeName, uplink, netns, manifests, kubeconfig, leaseNamespace, leaseName, identity, pinDir, hashSeed, mtu, nodeIPv4, nodeIPv6, loadBalancerClass, defaultClass, metricsAddress, logLevel",
       expect.stringMatching(/^ {2}uplink in \/etc\/xlb\/agent.yaml: .*1 to 15 characters/),
       expect.stringMatching(/^ {2}pinDir in \/etc\/xlb\/agent.yaml: .*directory of its own/),
       "  --hash-seed: 'seed' is not valid: the hash seed (decimal or 0x hex) is an integer from 0 to 4294967295",
@@ -157,7 +182,6 @@ colour: blue
   it('names what is missing and how to give it', () => {
     expect(issues(() => settings({}))).toEqual([
       '  uplink: required: give --uplink or set uplink in the config file',
-      '  manifests: required: give --manifests or set manifests in the config file',
     ]);
   });
 

@@ -1,8 +1,14 @@
-// One node's control plane without Kubernetes:
+// One node's control plane:
 //
-//   manifest directory -> StandaloneSource -> ClusterStore --(batched change)-->
+//   manifest directory -> StandaloneSource  \
+//   Kubernetes API -> KubernetesSource ------> ClusterStore --(batched change)-->
 //   Pipeline: node model (what changed) -> decisions to the log and metrics
 //                                       -> units to the datapath's reconcile loop
+//
+// With Kubernetes, the agents also elect one leader (a Lease), which runs the
+// Service controller: addresses from the IPPools into Service status, with
+// finalizers, conditions and events. Every agent, leader or not, programs its
+// own node from that status, through the same pipeline.
 //
 // Level-triggered: every change hands the whole desired state on (derived
 // again only where it changed), so a step that fails (and is logged and
@@ -27,6 +33,7 @@ import type {
   ReconcileAttempt,
   UplinkReader,
 } from './ports.js';
+import { KubernetesSide, type LeaderTiming } from './kubernetes.js';
 import { readUplink } from './uplink.js';
 
 export interface AgentDependencies {
@@ -37,6 +44,8 @@ export interface AgentDependencies {
   logger?: (component: string) => Logger;
   /** Quiet time after a file event before the directory is read again; default 50 ms. */
   debounceMs?: number;
+  /** Kubernetes mode: Lease timings other than client-go's (tests). */
+  leaderTiming?: Partial<LeaderTiming>;
 }
 
 type Phase = 'idle' | 'scanning' | 'opening' | 'reconciling' | 'ready' | 'stopping' | 'stopped';
@@ -72,6 +81,8 @@ export class Agent {
   private server: ObserveServer | undefined;
   private store: ClusterStore | undefined;
   private source: StandaloneSource | undefined;
+  private k8s: KubernetesSide | undefined;
+  private readonly makeLogger: (component: string) => Logger;
   private datapath: AgentDatapath | undefined;
   private datapathSettings: AgentDatapathSettings | undefined;
   private readonly cleanups: (() => void)[] = [];
@@ -88,6 +99,7 @@ export class Agent {
     private readonly deps: AgentDependencies,
   ) {
     const make = deps.logger ?? logger;
+    this.makeLogger = make;
     this.log = make('agent');
     this.modelLog = make('model');
     this.observeLog = make('observe');
@@ -110,7 +122,13 @@ export class Agent {
         return { ready: true };
       case 'idle':
       case 'scanning':
-        return { ready: false, reason: 'reading the manifest directory for the first time' };
+        return {
+          ready: false,
+          reason:
+            this.settings.manifests === ''
+              ? `listing Services, EndpointSlices, Nodes and IPPools from the Kubernetes API${this.k8s ? ` at ${this.k8s.server}` : ''} for the first time`
+              : 'reading the manifest directory for the first time',
+        };
       case 'opening':
         return { ready: false, reason: 'opening the datapath' };
       case 'reconciling':
@@ -158,20 +176,8 @@ export class Agent {
 
     const store = new ClusterStore();
     this.store = store;
-    const source = new StandaloneSource({
-      directory: s.manifests,
-      store,
-      log: this.sourceLog,
-      ...(this.deps.debounceMs !== undefined ? { debounceMs: this.deps.debounceMs } : {}),
-    });
-    this.source = source;
-    this.cleanups.push(
-      source.onProblems((problems) =>
-        this.guard('source', () => this.metrics.setManifestProblems(problems)),
-      ),
-    );
-    await source.start();
-    this.metrics.setManifestProblems(source.errors());
+    if (s.manifests === '') await this.syncKubernetes(store);
+    else await this.scanManifests(store);
     if (this.isStopping()) return;
 
     this.phase = 'opening';
@@ -219,6 +225,47 @@ export class Agent {
     this.pipeline = pipeline;
     this.cleanups.push(() => pipeline.stop());
     pipeline.start();
+    this.k8s?.campaign(this.datapath);
+  }
+
+  /** Standalone mode: the manifest directory, read once now and watched. */
+  private async scanManifests(store: ClusterStore): Promise<void> {
+    const source = new StandaloneSource({
+      directory: this.settings.manifests,
+      store,
+      log: this.sourceLog,
+      ...(this.deps.debounceMs !== undefined ? { debounceMs: this.deps.debounceMs } : {}),
+    });
+    this.source = source;
+    this.cleanups.push(
+      source.onProblems((problems) =>
+        this.guard('source', () => this.metrics.setManifestProblems(problems)),
+      ),
+    );
+    await source.start();
+    this.metrics.setManifestProblems(source.errors());
+  }
+
+  /** Kubernetes mode: every kind listed once, then watched. */
+  private async syncKubernetes(store: ClusterStore): Promise<void> {
+    let k8s: KubernetesSide;
+    try {
+      k8s = new KubernetesSide({
+        settings: this.settings,
+        store,
+        logger: this.makeLogger,
+        ...(this.deps.leaderTiming ? { leaderTiming: this.deps.leaderTiming } : {}),
+        onLeading: (leading) => this.guard('observe', () => this.metrics.setLeader(leading)),
+      });
+    } catch (e) {
+      throw new AgentStartError(errorText(e), { cause: e });
+    }
+    this.k8s = k8s;
+    this.log.info(
+      { server: k8s.server },
+      'reading Services, EndpointSlices, Nodes and IPPools from the Kubernetes API',
+    );
+    await k8s.sync();
   }
 
   /** Reads the manifest directory again now (SIGHUP). */
@@ -244,6 +291,8 @@ export class Agent {
         { ready: wasReady },
         'stopping; the datapath stays attached and pinned, so traffic keeps flowing',
       );
+      // A first list that waits for an unreachable API server ends here.
+      await this.k8s?.stop().catch(() => undefined);
       await this.starting?.catch(() => undefined);
       await this.teardown();
       this.log.info('stopped');
@@ -265,6 +314,7 @@ export class Agent {
       }
     };
     await step('stopping the manifest watch', () => this.source?.stop());
+    await step('stopping the Kubernetes watches and election', () => this.k8s?.stop());
     for (const undo of this.cleanups.splice(0).reverse()) await step('unsubscribing', undo);
     await step('finishing the reconcile in flight', () => this.datapath?.reconciler.stop());
     await step('releasing the datapath descriptors', () => this.datapath?.close());

@@ -11,7 +11,7 @@ import { z } from 'zod';
 
 import { DEFAULT_LOAD_BALANCER_CLASS } from '../model/index.js';
 import { parseIP } from '../resources/addresses.js';
-import { isDns1123Subdomain, labelKeyProblem } from '../resources/meta.js';
+import { isDns1123Label, isDns1123Subdomain, labelKeyProblem } from '../resources/meta.js';
 
 /**
  * Seed of the Maglev flow hash. Every node must use the same one, so a flow
@@ -21,6 +21,8 @@ import { isDns1123Subdomain, labelKeyProblem } from '../resources/meta.js';
 export const DEFAULT_HASH_SEED = 0x786c6221;
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xlb';
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9597';
+export const DEFAULT_LEASE_NAMESPACE = 'xlb-system';
+export const DEFAULT_LEASE_NAME = 'xlb-controller';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -39,8 +41,21 @@ export interface AgentSettings {
   uplink: string;
   /** Network namespace of the uplink; absent: the agent's own. */
   netns?: string;
-  /** Standalone mode: the directory of manifest files that stands in for the cluster. */
+  /**
+   * Standalone mode: the directory of manifest files that stands in for the
+   * cluster. Empty: the Kubernetes API is the source.
+   */
   manifests: string;
+  /**
+   * Kubernetes mode: a kubeconfig file; absent: in-cluster (the pod's service
+   * account) when run in a pod, else $KUBECONFIG or ~/.kube/config.
+   */
+  kubeconfig?: string;
+  /** Where the Lease that elects the one agent that allocates addresses lives. */
+  leaseNamespace: string;
+  leaseName: string;
+  /** This agent in the Lease (holderIdentity): the pod's name, else the node's. */
+  identity: string;
   /** Where the datapath's maps and programs are pinned (a directory of its own). */
   pinDir: string;
   hashSeed: number;
@@ -91,7 +106,29 @@ export const AGENT_OPTIONS: readonly AgentOptionSpec[] = [
   {
     key: 'manifests',
     flags: '--manifests <directory>',
-    description: 'directory of Service, EndpointSlice and Node manifests (required)',
+    description:
+      'standalone mode: a directory of Service, EndpointSlice, Node and IPPool manifests instead of the Kubernetes API',
+  },
+  {
+    key: 'kubeconfig',
+    flags: '--kubeconfig <file>',
+    description:
+      'Kubernetes mode: the kubeconfig to use (default: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config)',
+  },
+  {
+    key: 'leaseNamespace',
+    flags: '--lease-namespace <namespace>',
+    description: `namespace of the leader-election Lease (default: $POD_NAMESPACE, else ${DEFAULT_LEASE_NAMESPACE})`,
+  },
+  {
+    key: 'leaseName',
+    flags: '--lease-name <name>',
+    description: `name of the leader-election Lease (default: ${DEFAULT_LEASE_NAME})`,
+  },
+  {
+    key: 'identity',
+    flags: '--identity <name>',
+    description: "this agent's name in the Lease (default: $POD_NAME, else the node name)",
   },
   {
     key: 'pinDir',
@@ -276,6 +313,14 @@ const settingsSchema = z.object({
     stringCheck(isNetnsName, "a network namespace name as `ip netns` lists it, without '/'"),
   ),
   manifests: setting(stringCheck((s) => s !== '', 'a directory path')),
+  kubeconfig: setting(stringCheck((s) => s !== '', 'a file path')),
+  leaseNamespace: setting(
+    stringCheck(isDns1123Label, "a namespace name: lower-case letters, digits and '-'"),
+  ),
+  leaseName: setting(
+    stringCheck(isDns1123Subdomain, "a Lease name: lower-case letters, digits, '-' and '.'"),
+  ),
+  identity: setting(stringCheck((s) => s !== '' && s.length <= 253, '1 to 253 characters')),
   pinDir: setting(
     stringCheck(
       isPinDir,
@@ -300,6 +345,8 @@ export interface SettingsInput {
   file?: { path: string; text: string };
   /** Default node name; the host name when absent. */
   hostname?: string;
+  /** Where POD_NAME and POD_NAMESPACE are read (the chart sets them); process.env when absent. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 function flagName(key: SettingKey): string {
@@ -339,8 +386,10 @@ function readFileSettings(file: { path: string; text: string }): {
   }
   // A relative manifest directory means relative to the file, wherever the
   // agent was started from.
-  if (typeof values.manifests === 'string' && !isAbsolute(values.manifests))
-    values.manifests = resolve(dirname(file.path), values.manifests);
+  for (const key of ['manifests', 'kubeconfig'] as const) {
+    const v = values[key];
+    if (typeof v === 'string' && !isAbsolute(v)) values[key] = resolve(dirname(file.path), v);
+  }
   return { values, issues };
 }
 
@@ -369,22 +418,31 @@ function resolveSettings(input: SettingsInput): AgentSettings {
       issues.push({ key, source: key && sources[key], message: i.message });
     }
   }
-  const required: SettingKey[] = input.mode === 'run' ? ['uplink', 'manifests'] : ['uplink'];
-  for (const key of required) {
-    if (raw[key] === undefined)
-      issues.push({
-        key,
-        source: undefined,
-        message: `required: give ${flagName(key)} or set ${key} in the config file`,
-      });
-  }
+  if (raw.uplink === undefined)
+    issues.push({
+      key: 'uplink',
+      source: undefined,
+      message: `required: give ${flagName('uplink')} or set uplink in the config file`,
+    });
+  if (raw.manifests !== undefined && raw.kubeconfig !== undefined)
+    issues.push({
+      key: 'kubeconfig',
+      source: sources.kubeconfig,
+      message: `the agent reads either manifests (standalone) or the Kubernetes API, not both: drop ${flagName('manifests')} or ${flagName('kubeconfig')}`,
+    });
   if (issues.length > 0) throw new AgentConfigError(issues);
   const s = parsed.data!;
+  const env = input.env ?? process.env;
+  const nodeName = s.nodeName ?? (input.hostname ?? hostname()).toLowerCase();
   return {
-    nodeName: s.nodeName ?? (input.hostname ?? hostname()).toLowerCase(),
+    nodeName,
     uplink: s.uplink!,
     ...(s.netns !== undefined ? { netns: s.netns } : {}),
     manifests: s.manifests !== undefined ? resolve(s.manifests) : '',
+    ...(s.kubeconfig !== undefined ? { kubeconfig: resolve(s.kubeconfig) } : {}),
+    leaseNamespace: s.leaseNamespace ?? (env.POD_NAMESPACE || DEFAULT_LEASE_NAMESPACE),
+    leaseName: s.leaseName ?? DEFAULT_LEASE_NAME,
+    identity: s.identity ?? (env.POD_NAME || nodeName),
     pinDir: resolve(s.pinDir ?? DEFAULT_PIN_DIR),
     hashSeed: s.hashSeed ?? DEFAULT_HASH_SEED,
     ...(s.mtu !== undefined ? { mtu: s.mtu } : {}),

@@ -189,6 +189,11 @@ function open(request: OpenDatapathRequest): AgentDatapath {
         xdpMode: opened.xdpMode ?? 'after the first reconcile',
       },
       reconciler: sink,
+      servedVips: (addresses) => {
+        if (addresses.length === 0) return [];
+        const wanted = new Set(addresses);
+        return [...opened.maps.vips()].filter((v) => wanted.has(v));
+      },
       close: () => {
         unregister?.();
         opened.close();

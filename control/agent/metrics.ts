@@ -89,7 +89,11 @@ export class AgentMetrics {
   });
   private readonly ready = gauge({
     name: 'xlb_agent_ready',
-    help: '1 once the first manifest scan and the first reconcile are done',
+    help: '1 once the first read of the cluster (manifests or API) and the first reconcile are done',
+  });
+  private readonly leader = gauge({
+    name: 'xlb_agent_leader',
+    help: '1 while this agent holds the Lease: it allocates addresses and writes Service status',
   });
   /** Label sets shown before: they go to 0 instead of vanishing from the scrape. */
   private readonly seenAnnouncements = new Map<string, Record<'announce' | 'reason', string>>();
@@ -173,5 +177,9 @@ export class AgentMetrics {
 
   setReady(ready: boolean): void {
     this.ready.set(ready ? 1 : 0);
+  }
+
+  setLeader(leading: boolean): void {
+    this.leader.set(leading ? 1 : 0);
   }
 }

@@ -62,6 +62,11 @@ export interface AgentDatapath {
   readonly details: Readonly<Record<string, unknown>>;
   readonly reconciler: ReconcileSink;
   /**
+   * Of `addresses`, those the datapath still balances (VIPs in its maps):
+   * what a Service's cleanup waits to see empty before its finalizer goes.
+   */
+  servedVips(addresses: readonly string[]): string[];
+  /**
    * Releases this process's descriptors. The programs stay attached and the
    * maps pinned, so traffic keeps flowing until the next agent adopts them.
    */

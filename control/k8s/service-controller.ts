@@ -233,6 +233,11 @@ export class ServiceController {
     this.log.info('stopped: this agent no longer allocates');
   }
 
+  /** Runs a pass soon for a change the store does not see (namespace labels). */
+  refresh(): void {
+    this.requestPass();
+  }
+
   private requestPass(): void {
     if (!this.started) return;
     if (this.current !== undefined) {

@@ -57,6 +57,10 @@ export class FakeDatapath implements DatapathPort {
       origin: 'installed',
       details: { fake: true },
       reconciler,
+      servedVips: (addresses) => {
+        const served = new Set(this.lastUnits?.flatMap((u) => u.frontends.map((f) => f.address)));
+        return addresses.filter((a) => served.has(a));
+      },
       close: () => this.calls.push('close'),
     });
   }

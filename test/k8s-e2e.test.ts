@@ -76,8 +76,8 @@ describe('xlb agent end to end (Kubernetes mode, API server double)', () => {
   const ctl = (...args: string[]) => kubectl(server!.url, args);
 
   const ingress = (name: string): Ingress[] =>
-    ((server!.get('Service', name)?.status as { loadBalancer?: { ingress?: Ingress[] } })
-      ?.loadBalancer?.ingress ?? []) as Ingress[];
+    (server!.get('Service', name)?.status as { loadBalancer?: { ingress?: Ingress[] } })
+      ?.loadBalancer?.ingress ?? [];
 
   const addressOf = (name: string): Promise<string> =>
     until(`Service ${name} to get an address in its status`, () => ingress(name)[0]?.ip);

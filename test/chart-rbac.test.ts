@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { readFileSync } from 'node:fs';
 
+import { AGENT_OPTIONS, resolveAgentSettings, type SettingKey } from '../control/agent/config.js';
 import { LeaderElector } from '../control/k8s/leader.js';
 import {
   agentPermissions,
@@ -225,6 +226,49 @@ describe('the chart grants exactly permissions.ts', () => {
       leaderElection: { leaseName: string };
     };
     expect(values.leaderElection.leaseName).toBe(DEFAULT_LEASE_NAME);
+  });
+});
+
+describe('the DaemonSet', () => {
+  it('runs the agent in Kubernetes mode with arguments its own parser accepts, holding the Lease the Role grants', async () => {
+    const r = await helmTemplate('edge', 'lb', [
+      'leaderElection.leaseName=edge-lease',
+      'defaultClass=true',
+      'interface=bond0',
+    ]);
+    const [ds] = r.byKind('DaemonSet');
+    const container = (
+      ds?.spec as { template: { spec: { containers: Array<{ args: string[] }> } } }
+    ).template.spec.containers[0]!;
+    const [command, ...args] = container.args;
+    expect(command).toBe('agent');
+    // What the kubelet does: $(NODE_NAME) from the env, then the flags as parsed.
+    const flags: Partial<Record<SettingKey, unknown>> = {};
+    for (const arg of args) {
+      const [flag, value] = arg.replace('$(NODE_NAME)', 'node-7').split('=', 2) as [
+        string,
+        string | undefined,
+      ];
+      const spec = AGENT_OPTIONS.find((o) => o.flags.split(' ')[0] === flag);
+      expect(spec, `${flag} is a flag of xlb agent`).toBeDefined();
+      flags[spec!.key] = value ?? true;
+    }
+    const settings = resolveAgentSettings({
+      flags,
+      env: { POD_NAME: 'edge-x2k9f', POD_NAMESPACE: 'lb' },
+    });
+    expect(settings).toMatchObject({
+      manifests: '',
+      uplink: 'bond0',
+      nodeName: 'node-7',
+      leaseNamespace: 'lb',
+      leaseName: 'edge-lease',
+      identity: 'edge-x2k9f',
+      defaultClass: true,
+      metricsAddress: { host: '0.0.0.0', port: 9597 },
+    });
+    const [role] = r.byKind('Role');
+    expect(rulesOf(role).flatMap((rule) => rule.resourceNames ?? [])).toContain(settings.leaseName);
   });
 });
 

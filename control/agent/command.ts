@@ -50,7 +50,7 @@ export function registerAgentCommand(
   const cmd = program
     .command('agent')
     .description(
-      "run this node's control plane without Kubernetes: manifests in a directory -> the XDP datapath on the uplink",
+      "run this node's control plane: the Kubernetes API (or, with --manifests, a directory of manifests) -> the XDP datapath on the uplink",
     )
     .option('-c, --config <file>', 'YAML file of settings (keys below)');
   for (const o of AGENT_OPTIONS) {

@@ -271,9 +271,14 @@ describe('xlb agent end to end (Kubernetes mode, API server double)', () => {
       events('late').find((e) => e.reason === 'AllocationFailed'),
     );
     expect(pending.note).toMatch(/lab/);
-    const condition = (server!.get('Service', 'late')?.status as { conditions?: unknown[] })
-      ?.conditions;
-    expect(condition).toEqual([
+    // The event and the condition are separate writes: wait for both.
+    const conditions = await until(
+      'late to carry its pending condition',
+      () =>
+        (server!.get('Service', 'late')?.status as { conditions?: unknown[] } | undefined)
+          ?.conditions,
+    );
+    expect(conditions).toEqual([
       expect.objectContaining({ type: 'xlb.dev/AddressAssigned', status: 'False' }),
     ]);
 
@@ -314,7 +319,9 @@ describe('xlb agent end to end (Kubernetes mode, API server double)', () => {
     expect(servedAfterGone, `${vip} was still in the datapath after web was gone`).toBe(false);
     expect(datapathVips()).not.toContain(vip);
     expect(await addressOf('late')).toBe(vip);
-    expect(events('late').map((e) => e.reason)).toContain('IPAllocated');
+    await until('late to be told it got the address', () =>
+      events('late').some((e) => e.reason === 'IPAllocated'),
+    );
   });
 
   it('the agent asked the API server for nothing the chart grants it not', () => {

@@ -1,0 +1,735 @@
+// A BGP session with one peer: the only part of control/bgp that does I/O.
+// It runs the pure FSM (fsm.ts) over node:net sockets and timers, holds the
+// routes to announce (the Adj-RIB-Out) and sends them in packed UPDATEs with
+// End-of-RIB after the initial burst, answers every malformed message with
+// its NOTIFICATION, resolves connection collisions, and restarts with
+// back-off after failures. Nothing a peer sends, and no failure of the
+// network, throws out of it: they become state changes, logs and counters.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+
+import { Safi, type Capability } from './codec/capabilities.js';
+import { afiOf, familyOf, type CodecContext } from './codec/attributes.js';
+import { CeaseSubcode, describeNotification, ErrorCode, OpenSubcode } from './codec/errors.js';
+import { MessageType } from './codec/header.js';
+import { decodeMessage, encodeMessage, type BgpMessage } from './codec/message.js';
+import { shutdownMessage, type NotificationMessage } from './codec/notification.js';
+import { asnOf, buildOpen, capabilitiesOf, validateOpen, type OpenMessage } from './codec/open.js';
+import { parsePrefix, type Family } from './codec/prefix.js';
+import { endOfRib, type UpdateMessage } from './codec/update.js';
+import { collisionWinner } from './collision.js';
+import { Connection } from './connection.js';
+import type { Frame } from './framer.js';
+import {
+  INITIAL_STATE,
+  step,
+  type FsmConfig,
+  type FsmEvent,
+  type FsmState,
+  type State,
+  type TimerName,
+} from './fsm.js';
+import { checkReceivedUpdate } from './received.js';
+import { AdjRibOut, groupByAttributes } from './rib-out.js';
+import { exportAttributes, normalizeRoute, type NormalizedRoute, type Route } from './routes.js';
+import { DEFAULT_BACKOFF, type BackoffSettings } from './timers.js';
+import { buildAnnouncements, buildWithdrawals, type NextHops } from './update-builder.js';
+import { logger, type Logger } from '../observe/log.js';
+
+export const BGP_PORT = 179;
+
+/** Makes the outgoing TCP connection (injectable: TCP MD5, TTL security, network namespaces). */
+export type ConnectFunction = (target: {
+  host: string;
+  port: number;
+  localAddress?: string;
+}) => net.Socket;
+
+export const defaultConnect: ConnectFunction = ({ host, port, localAddress }) =>
+  net.connect({ host, port, ...(localAddress === undefined ? {} : { localAddress }) });
+
+export interface SessionOptions {
+  localAs: number;
+  peerAs: number;
+  /** Our BGP identifier (dotted quad). */
+  routerId: string;
+  peerAddress: string;
+  /** The peer's port for outgoing connections. */
+  peerPort?: number;
+  /** Source address of outgoing connections. */
+  localAddress?: string;
+  /** Hold time we offer, seconds: 0 or 3..65535. Default 90. */
+  holdTime?: number;
+  /** Refuse peers offering a shorter hold time (other than 0). Default 3. */
+  minHoldTime?: number;
+  /** Only accept connections (through a BgpListener), never connect. */
+  passive?: boolean;
+  /** Families to negotiate. Default both. */
+  families?: readonly Family[];
+  /** Next hops per family; by default the session's own address for its family. */
+  nextHops?: NextHops;
+  /** How long one connection attempt may take. Default 30 s. */
+  connectRetryMs?: number;
+  /** How long to wait for the peer's OPEN. Default 240 s (RFC 4271). */
+  openHoldMs?: number;
+  backoff?: Partial<BackoffSettings>;
+  /** Time Established after which the back-off starts afresh. Default 60 s. */
+  stableMs?: number;
+  /** Refuse an external peer's routes whose AS_PATH does not start with its AS. Default true. */
+  enforceFirstAs?: boolean;
+  connect?: ConnectFunction;
+  log?: Logger;
+  random?: () => number;
+}
+
+export interface NotificationEvent {
+  direction: 'sent' | 'received';
+  code: number;
+  subcode: number;
+  data: Buffer;
+  /** 'Cease / Administrative Shutdown (6/2)', plus the shutdown communication if any. */
+  text: string;
+}
+
+export interface SessionStats {
+  messagesReceived: number;
+  messagesSent: number;
+  updatesReceived: number;
+  updatesSent: number;
+  notificationsReceived: number;
+  notificationsSent: number;
+  /** Bugs caught at the session's edge (should stay 0). */
+  internalErrors: number;
+  /** Exceptions thrown by event listeners (logged; the session carries on). */
+  listenerErrors: number;
+}
+
+export interface AnnounceResult {
+  accepted: number;
+  rejected: { prefix: string; reason: string }[];
+}
+
+export interface SessionEvents {
+  state: [to: State, from: State, reason: string | undefined];
+  established: [peer: OpenMessage];
+  /** An UPDATE from the peer (routes it announces or withdraws). */
+  update: [update: UpdateMessage];
+  /** Left Established: every route the peer announced is gone. */
+  peerRoutesReleased: [];
+  notification: [event: NotificationEvent];
+}
+
+/** Next hops of the largest size, to check that a route's attributes fit in a message. */
+const PLACEHOLDER_NEXT_HOPS: NextHops = {
+  ipv4: '192.0.2.1',
+  ipv6: '2001:db8::1',
+  ipv6LinkLocal: 'fe80::1',
+};
+
+const TIMER_EVENTS: Record<TimerName, FsmEvent['type']> = {
+  connectRetry: 'ConnectRetryTimer_Expires',
+  hold: 'HoldTimer_Expires',
+  keepalive: 'KeepaliveTimer_Expires',
+  idleHold: 'IdleHoldTimer_Expires',
+  stable: 'StableTimer_Expires',
+};
+
+function cease(subcode: number): NotificationMessage {
+  return { type: 'notification', code: ErrorCode.Cease, subcode, data: Buffer.alloc(0) };
+}
+
+function unmapped(address: string | undefined): string | undefined {
+  return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function sameAddress(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  try {
+    return parsePrefix(unmapped(a)!).bytes.equals(parsePrefix(b).bytes);
+  } catch {
+    return false;
+  }
+}
+
+/** A second, incoming connection while the FSM's own is between OPEN and Established. */
+interface Candidate {
+  conn: Connection;
+  timer: NodeJS.Timeout;
+}
+
+export class BgpSession extends EventEmitter<SessionEvents> {
+  readonly stats: SessionStats = {
+    messagesReceived: 0,
+    messagesSent: 0,
+    updatesReceived: 0,
+    updatesSent: 0,
+    notificationsReceived: 0,
+    notificationsSent: 0,
+    internalErrors: 0,
+    listenerErrors: 0,
+  };
+  private fsm: FsmState = INITIAL_STATE;
+  private readonly config: FsmConfig;
+  private readonly families: readonly Family[];
+  private readonly log: Logger;
+  private readonly connectFn: ConnectFunction;
+  private conn: Connection | undefined;
+  private candidate: Candidate | undefined;
+  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  private readonly rib = new AdjRibOut();
+  private flushScheduled = false;
+  /** Per session: negotiated families and codec context, set on Established. */
+  private negotiated: { families: Set<Family>; ctx: CodecContext; nextHops: NextHops } | undefined;
+  private busy = false;
+  private readonly queue: FsmEvent[] = [];
+
+  constructor(readonly options: SessionOptions) {
+    super();
+    const holdTime = options.holdTime ?? 90;
+    if (holdTime !== 0 && (holdTime < 3 || holdTime > 0xffff || !Number.isInteger(holdTime))) {
+      throw new RangeError(`hold time ${holdTime} s: must be 0 or an integer in 3..65535`);
+    }
+    for (const [what, asn] of [
+      ['local', options.localAs],
+      ['peer', options.peerAs],
+    ] as const) {
+      if (!Number.isInteger(asn) || asn < 1 || asn > 0xffffffff) {
+        throw new RangeError(`${what} AS ${asn} is not in 1..4294967295`);
+      }
+    }
+    this.families = options.families ?? ['ipv4', 'ipv6'];
+    const capabilities: Capability[] = [
+      ...this.families.map((f) => ({
+        kind: 'multiprotocol' as const,
+        afi: afiOf(f),
+        safi: Safi.Unicast,
+      })),
+      { kind: 'routeRefresh' },
+    ];
+    if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(options.routerId) || options.routerId === '0.0.0.0') {
+      throw new RangeError(`router id '${options.routerId}' is not a non-zero dotted quad`);
+    }
+    const open = buildOpen({
+      asn: options.localAs,
+      holdTime,
+      bgpId: options.routerId,
+      capabilities,
+    });
+    // Throws RangeError on an octet above 255, before anything is sent.
+    encodeMessage(open);
+    this.config = {
+      open,
+      passive: options.passive ?? false,
+      connectRetryMs: options.connectRetryMs ?? 30_000,
+      openHoldMs: options.openHoldMs ?? 240_000,
+      backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
+      stableMs: options.stableMs ?? 60_000,
+      random: options.random ?? Math.random,
+    };
+    this.connectFn = options.connect ?? defaultConnect;
+    this.log = (options.log ?? logger('bgp')).child({ peer: options.peerAddress });
+  }
+
+  get state(): State {
+    return this.fsm.state;
+  }
+
+  /** Why the session last fell back to Idle, if it did. */
+  get lastError(): string | undefined {
+    return this.fsm.lastError;
+  }
+
+  /** The peer's OPEN, once received (OpenConfirm and Established). */
+  get peerOpen(): OpenMessage | undefined {
+    return this.fsm.peer;
+  }
+
+  get internal(): boolean {
+    return this.options.localAs === this.options.peerAs;
+  }
+
+  start(): void {
+    this.feed({ type: 'ManualStart' });
+  }
+
+  /**
+   * Sends Cease / Administrative Shutdown (with message as the shutdown
+   * communication), closes, and stays down. Resolves once the connection is
+   * closed.
+   */
+  async stop(message?: string): Promise<void> {
+    const closing = [this.conn, this.candidate?.conn].flatMap((c) => (c ? [c.closed] : []));
+    this.dropCandidate(CeaseSubcode.AdministrativeShutdown);
+    this.feed({ type: 'ManualStop', ...(message === undefined ? {} : { message }) });
+    await Promise.all(closing);
+  }
+
+  /**
+   * Adds or replaces routes. Invalid ones are refused with the reason, the
+   * rest go out at once if the session is up, or when it comes up.
+   */
+  announce(routes: readonly Route[]): AnnounceResult {
+    const result: AnnounceResult = { accepted: 0, rejected: [] };
+    for (const r of routes) {
+      try {
+        const n = normalizeRoute(r, this.options.localAs);
+        this.checkFits(n);
+        this.rib.set(n);
+        result.accepted++;
+      } catch (e) {
+        result.rejected.push({ prefix: String(r.prefix), reason: (e as Error).message });
+      }
+    }
+    this.scheduleFlush();
+    return result;
+  }
+
+  /** Throws if the route's attributes could not go out in a message, whatever the peer. */
+  private checkFits(r: NormalizedRoute): void {
+    const worst = exportAttributes(r.attributes, {
+      localAs: this.options.localAs,
+      internal: this.internal,
+      fourOctetAs: false,
+    });
+    buildAnnouncements([r.prefix], worst, PLACEHOLDER_NEXT_HOPS, { fourOctetAs: false });
+  }
+
+  /** Withdraws routes by prefix; prefixes not announced are ignored. */
+  withdraw(prefixes: readonly string[]): AnnounceResult {
+    const result: AnnounceResult = { accepted: 0, rejected: [] };
+    for (const p of prefixes) {
+      try {
+        const n = normalizeRoute({ prefix: p }, this.options.localAs);
+        this.rib.delete(n.prefix);
+        result.accepted++;
+      } catch (e) {
+        result.rejected.push({ prefix: String(p), reason: (e as Error).message });
+      }
+    }
+    this.scheduleFlush();
+    return result;
+  }
+
+  /** The routes this session announces (or will once up). */
+  routes(): string[] {
+    return this.rib.prefixes();
+  }
+
+  /**
+   * Hands over a connection accepted by a listener. The session decides:
+   * take it, hold it for collision resolution, or refuse it.
+   */
+  acceptConnection(socket: net.Socket): void {
+    this.guard(() => {
+      if (!sameAddress(socket.remoteAddress, this.options.peerAddress)) {
+        this.log.warn({ from: socket.remoteAddress }, 'refused a connection from another address');
+        socket.destroy();
+        return;
+      }
+      const state = this.fsm.state;
+      if (state === 'Established') {
+        this.refuse(socket, CeaseSubcode.ConnectionCollisionResolution);
+      } else if (state === 'OpenSent' || state === 'OpenConfirm') {
+        this.holdCandidate(socket);
+      } else if (state === 'Idle' && !this.fsm.autoRestart) {
+        this.refuse(socket, CeaseSubcode.ConnectionRejected);
+      } else {
+        // Connect, Active, or Idle between attempts: the peer's connection wins over ours.
+        this.conn?.destroy();
+        this.conn = this.wrap(socket, 'remote');
+        this.feed({ type: 'TcpConnectionConfirmed' });
+      }
+    });
+  }
+
+  private refuse(socket: net.Socket, subcode: number): void {
+    socket.on('error', () => undefined);
+    socket.end(encodeMessage(cease(subcode)));
+    setTimeout(() => socket.destroy(), 1000).unref();
+    this.log.info({ subcode }, 'refused an incoming connection');
+  }
+
+  private wrap(socket: net.Socket, initiator: 'local' | 'remote'): Connection {
+    return new Connection(socket, initiator, {
+      connected: (c) => {
+        if (c === this.conn) this.feed({ type: 'Tcp_CR_Acked' });
+      },
+      frames: (c, frames) => this.onFrames(c, frames),
+      failed: (c, reason) => {
+        if (c === this.conn) this.feed({ type: 'TcpConnectionFails', reason });
+        else if (c === this.candidate?.conn) this.dropCandidate();
+      },
+    });
+  }
+
+  // ------------------------------------------------------------ the FSM loop
+
+  /** Runs an event through the FSM; events raised while acting are queued, not nested. */
+  private feed(e: FsmEvent): void {
+    this.queue.push(e);
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length > 0) {
+        const next = this.queue.shift()!;
+        this.guard(() => this.apply(next), next);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * The session's edge: a bug must not escape into node:net or the caller.
+   * It is counted and logged, and the connection is reset (unless resetting
+   * is what failed).
+   */
+  private guard(fn: () => void, during?: FsmEvent): void {
+    try {
+      fn();
+    } catch (e) {
+      this.stats.internalErrors++;
+      this.log.error({ err: e }, 'internal error in the BGP session; resetting the connection');
+      if (this.fsm.state !== 'Idle' && during?.type !== 'AutomaticStop') {
+        const reset: FsmEvent = {
+          type: 'AutomaticStop',
+          notification: cease(CeaseSubcode.Unspecific),
+        };
+        // Inside the FSM loop the reset is queued; outside it, it runs now.
+        if (this.busy) this.queue.push(reset);
+        else this.feed(reset);
+      }
+    }
+  }
+
+  /** Emits an event; a listener that throws is logged, not allowed to reset the session. */
+  private tell<K extends keyof SessionEvents>(event: K, ...args: SessionEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: SessionEvents[K]) => boolean)(event, ...args);
+    } catch (e) {
+      this.stats.listenerErrors++;
+      this.log.error(
+        { err: e, event },
+        'a listener of the BGP session threw; the session carries on',
+      );
+    }
+  }
+
+  private apply(e: FsmEvent): void {
+    const from = this.fsm.state;
+    const r = step(this.fsm, e, this.config);
+    this.fsm = r.state;
+    for (const a of r.actions) {
+      switch (a.type) {
+        case 'connect':
+          this.openConnection();
+          break;
+        case 'disconnect':
+          this.conn?.close();
+          this.conn = undefined;
+          break;
+        case 'send':
+          this.send(a.message);
+          break;
+        case 'startTimer':
+          this.startTimer(a.timer, a.ms);
+          break;
+        case 'stopTimer':
+          this.stopTimer(a.timer);
+          break;
+        case 'established':
+          this.onEstablished(a.peer);
+          break;
+        case 'deliver':
+          this.tell('update', a.update);
+          break;
+        case 'refresh':
+          this.onRefresh(a.afi, a.safi);
+          break;
+        case 'releaseRoutes':
+          this.negotiated = undefined;
+          this.rib.reset();
+          this.tell('peerRoutesReleased');
+          break;
+      }
+    }
+    const to = this.fsm.state;
+    if (to !== from) {
+      if (to === 'Idle' || to === 'Active' || to === 'Connect') this.dropCandidate();
+      const reason = to === 'Idle' || to === 'Active' ? this.fsm.lastError : undefined;
+      this.log.info({ from, to, reason }, `BGP session ${from} -> ${to}`);
+      this.tell('state', to, from, reason);
+    }
+  }
+
+  private openConnection(): void {
+    this.conn?.destroy();
+    this.conn = undefined;
+    let socket: net.Socket;
+    try {
+      socket = this.connectFn({
+        host: this.options.peerAddress,
+        port: this.options.peerPort ?? BGP_PORT,
+        ...(this.options.localAddress === undefined
+          ? {}
+          : { localAddress: this.options.localAddress }),
+      });
+    } catch (e) {
+      // A socket that cannot even be made (bad local address, a key the kernel refuses)
+      // is a failed attempt like any other: back off and retry.
+      this.queue.push({ type: 'TcpConnectionFails', reason: (e as Error).message });
+      return;
+    }
+    this.conn = this.wrap(socket, 'local');
+  }
+
+  private startTimer(timer: TimerName, ms: number): void {
+    this.stopTimer(timer);
+    const handle = setTimeout(() => {
+      this.timers.delete(timer);
+      this.feed({ type: TIMER_EVENTS[timer] } as FsmEvent);
+    }, ms);
+    this.timers.set(timer, handle);
+  }
+
+  private stopTimer(timer: TimerName): void {
+    const handle = this.timers.get(timer);
+    if (handle !== undefined) clearTimeout(handle);
+    this.timers.delete(timer);
+  }
+
+  private send(m: BgpMessage, conn: Connection | undefined = this.conn): void {
+    if (conn === undefined) return;
+    const bytes = encodeMessage(m, this.negotiated?.ctx);
+    conn.send(bytes);
+    this.stats.messagesSent++;
+    if (m.type === 'update') this.stats.updatesSent++;
+    if (m.type === 'notification') {
+      this.stats.notificationsSent++;
+      this.reportNotification('sent', m);
+    }
+  }
+
+  private reportNotification(direction: 'sent' | 'received', m: NotificationMessage): void {
+    const said = shutdownMessage(m);
+    const text = describeNotification(m.code, m.subcode) + (said ? `: "${said}"` : '');
+    const level = m.code === ErrorCode.Cease ? 'info' : 'warn';
+    this.log[level](
+      { direction, code: m.code, subcode: m.subcode, data: m.data.toString('hex') },
+      `NOTIFICATION ${direction}: ${text}`,
+    );
+    this.tell('notification', { direction, code: m.code, subcode: m.subcode, data: m.data, text });
+  }
+
+  // ------------------------------------------------------------ receiving
+
+  private onFrames(c: Connection, frames: Frame[]): void {
+    for (const f of frames) {
+      if (c === this.candidate?.conn) {
+        this.candidateFrame(f);
+        continue;
+      }
+      if (c !== this.conn) return; // let go of while this chunk was being read
+      this.guard(() => this.feed(this.eventFor(f)));
+    }
+  }
+
+  /** Turns a frame into the FSM event RFC 4271 section 8.1 names for it. */
+  private eventFor(f: Frame): FsmEvent {
+    if (!f.ok) return { type: 'BGPHeaderErr', error: f.error };
+    this.stats.messagesReceived++;
+    const d = decodeMessage(f.bytes, this.negotiated?.ctx);
+    if (!d.ok) {
+      const code = d.error.notification.code;
+      if (code === ErrorCode.MessageHeader) return { type: 'BGPHeaderErr', error: d.error };
+      if (f.header.type === MessageType.Open) return { type: 'BGPOpenMsgErr', error: d.error };
+      return { type: 'UpdateMsgErr', error: d.error };
+    }
+    const m = d.value;
+    switch (m.type) {
+      case 'open': {
+        const v = this.checkOpen(m);
+        return v.ok ? { type: 'BGPOpen', open: m } : { type: 'BGPOpenMsgErr', error: v.error };
+      }
+      case 'keepalive':
+        return { type: 'KeepAliveMsg' };
+      case 'notification':
+        this.stats.notificationsReceived++;
+        this.reportNotification('received', m);
+        return m.code === ErrorCode.Open && m.subcode === OpenSubcode.UnsupportedVersionNumber
+          ? { type: 'NotifMsgVerErr', notification: m }
+          : { type: 'NotifMsg', notification: m };
+      case 'update': {
+        this.stats.updatesReceived++;
+        const v = checkReceivedUpdate(m, {
+          external: !this.internal,
+          peerAs: this.options.peerAs,
+          enforceFirstAs: this.options.enforceFirstAs ?? true,
+        });
+        return v.ok ? { type: 'UpdateMsg', update: m } : { type: 'UpdateMsgErr', error: v.error };
+      }
+      case 'routeRefresh':
+        return { type: 'RouteRefreshMsg', message: m };
+    }
+  }
+
+  private checkOpen(m: OpenMessage) {
+    return validateOpen(m, {
+      peerAs: this.options.peerAs,
+      localAs: this.options.localAs,
+      localBgpId: this.options.routerId,
+      minHoldTime: this.options.minHoldTime ?? 3,
+    });
+  }
+
+  // ------------------------------------------------------------ collisions
+
+  private holdCandidate(socket: net.Socket): void {
+    this.dropCandidate(CeaseSubcode.ConnectionCollisionResolution);
+    const conn = this.wrap(socket, 'remote');
+    const timer = setTimeout(() => this.dropCandidate(), this.config.openHoldMs);
+    this.candidate = { conn, timer };
+    this.send(this.config.open, conn);
+    this.log.info('second connection from the peer: holding it until its OPEN (collision)');
+  }
+
+  private dropCandidate(subcode?: number): void {
+    const c = this.candidate;
+    if (c === undefined) return;
+    this.candidate = undefined;
+    clearTimeout(c.timer);
+    if (subcode !== undefined) {
+      this.send(cease(subcode), c.conn);
+    }
+    c.conn.close();
+  }
+
+  /** The candidate's first message decides: its OPEN goes to collision resolution. */
+  private candidateFrame(f: Frame): void {
+    const c = this.candidate!;
+    const d = f.ok ? decodeMessage(f.bytes) : f;
+    if (!d.ok) {
+      this.send({ type: 'notification', ...d.error.notification }, c.conn);
+      this.dropCandidate();
+      return;
+    }
+    if (d.value.type !== 'open') {
+      this.dropCandidate(d.value.type === 'notification' ? undefined : CeaseSubcode.Unspecific);
+      return;
+    }
+    const open = d.value;
+    const v = this.checkOpen(open);
+    if (!v.ok) {
+      this.send({ type: 'notification', ...v.error.notification }, c.conn);
+      this.dropCandidate();
+      return;
+    }
+    const winner = collisionWinner({
+      localId: this.options.routerId,
+      localAs: this.options.localAs,
+      remoteId: open.bgpId,
+      remoteAs: asnOf(open),
+      existing: this.conn?.initiator ?? 'local',
+    });
+    this.log.info({ winner }, 'connection collision resolved');
+    if (winner === 'existing' || this.conn === undefined) {
+      this.dropCandidate(CeaseSubcode.ConnectionCollisionResolution);
+      return;
+    }
+    // The newcomer wins: Cease on the old connection, carry on with the new one.
+    const old = this.conn;
+    this.send(cease(CeaseSubcode.ConnectionCollisionResolution), old);
+    old.close();
+    clearTimeout(c.timer);
+    this.candidate = undefined;
+    this.conn = c.conn;
+    this.feed({ type: 'CollisionWinner', open });
+  }
+
+  // ------------------------------------------------------------ announcing
+
+  private onEstablished(peer: OpenMessage): void {
+    this.dropCandidate(CeaseSubcode.ConnectionCollisionResolution);
+    const caps = capabilitiesOf(peer);
+    const offered = caps.filter((c) => c.kind === 'multiprotocol');
+    // RFC 4760: a peer that offers no multiprotocol capability speaks IPv4 unicast only.
+    const peerFamilies = new Set<Family>(
+      offered.length === 0
+        ? ['ipv4']
+        : offered.flatMap((c) => {
+            const f = c.kind === 'multiprotocol' ? familyOf(c.afi, c.safi) : undefined;
+            return f === undefined ? [] : [f];
+          }),
+    );
+    const families = new Set(this.families.filter((f) => peerFamilies.has(f)));
+    const fourOctetAs = caps.some((c) => c.kind === 'fourOctetAs');
+    const local = unmapped(this.conn?.localAddress);
+    const nextHops: NextHops = { ...this.options.nextHops };
+    if (local !== undefined) {
+      const fam = local.includes(':') ? 'ipv6' : 'ipv4';
+      nextHops[fam] ??= local;
+    }
+    this.negotiated = { families, ctx: { fourOctetAs }, nextHops };
+    this.log.info(
+      { families: [...families], fourOctetAs, holdTime: this.fsm.holdTime },
+      'BGP session established',
+    );
+    this.tell('established', peer);
+    this.rib.reset();
+    this.sendRoutes(this.rib.routes(), families);
+    for (const f of families) this.send(endOfRib(f));
+  }
+
+  private onRefresh(afi: number, safi: number): void {
+    const family = familyOf(afi, safi);
+    if (family === undefined || !this.negotiated?.families.has(family)) {
+      this.log.info({ afi, safi }, 'ignored ROUTE-REFRESH for a family not negotiated');
+      return;
+    }
+    this.sendRoutes(this.rib.routes(family), new Set([family]));
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // One flush per turn of the event loop: a burst of announce() calls packs into few UPDATEs.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.guard(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    if (this.fsm.state !== 'Established' || this.negotiated === undefined) return;
+    const { announce, withdraw } = this.rib.takeChanges();
+    this.sendRoutes(announce, this.negotiated.families);
+    for (const u of buildWithdrawals(withdraw)) this.send(u);
+  }
+
+  /** Announces routes of the families given, those with equal attributes packed together. */
+  private sendRoutes(routes: NormalizedRoute[], families: Set<Family>): void {
+    const n = this.negotiated;
+    if (n === undefined) return;
+    const sendable = routes.filter((r) => {
+      const family = parsePrefix(r.prefix).family;
+      if (!families.has(family)) return false;
+      if (n.nextHops[family] !== undefined) return true;
+      this.log.warn(
+        { prefix: r.prefix },
+        `no ${family} next hop for this session: route not announced (set nextHops.${family})`,
+      );
+      return false;
+    });
+    const ctx = {
+      localAs: this.options.localAs,
+      internal: this.internal,
+      fourOctetAs: n.ctx.fourOctetAs,
+    };
+    for (const group of groupByAttributes(sendable)) {
+      const attrs = exportAttributes(group[0]!.attributes, ctx);
+      const prefixes = group.map((r) => r.prefix);
+      for (const u of buildAnnouncements(prefixes, attrs, n.nextHops, n.ctx)) this.send(u);
+      this.rib.markAdvertised(prefixes);
+    }
+  }
+}

@@ -1,0 +1,127 @@
+// xlb's BGP speaker against a real FRR bgpd (8.4, without zebra), each in
+// its own network namespace: routes of both families arrive with our next
+// hops and attributes; a withdrawal removes them; stopping our speaker makes
+// FRR drop the session and the routes.
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { BgpSession } from '../control/bgp/session.js';
+import { until } from './support/agent-harness.js';
+import { FrrProcess } from './support/bgp/frr.js';
+import { Cleanup, recordingLog } from './support/bgp/harness.js';
+import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { requirePrivileges } from './support/privileged.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+const CONFIG = `
+hostname xlbt-frr
+router bgp 65001
+ bgp router-id ${PEER.v4}
+ no bgp ebgp-requires-policy
+ neighbor ${XLB.v4} remote-as 65002
+ neighbor ${XLB.v4} timers connect 1
+ neighbor ${XLB.v4} passive
+ address-family ipv6 unicast
+  neighbor ${XLB.v4} activate
+ exit-address-family
+`;
+
+function bgpState(frr: FrrProcess): string | undefined {
+  return frr.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${XLB.v4} json`)[
+    XLB.v4
+  ]?.bgpState;
+}
+
+function route(frr: FrrProcess, family: 'ipv4' | 'ipv6', prefix: string): unknown {
+  const r = frr.json<{ paths?: unknown[] }>(`show bgp ${family} unicast ${prefix} json`);
+  return r.paths?.length ? r.paths[0] : undefined;
+}
+
+describe('interop with FRR', () => {
+  it('routes arrive with next hop and attributes; withdraw and stop remove them', async () => {
+    requirePrivileges('bgp-interop-frr');
+    const link = BgpLink.build();
+    cleanup.add(() => link.destroy());
+    const frr = await FrrProcess.start(link.peerNs, CONFIG);
+    cleanup.add(() => frr.stop());
+    const { log, lines } = recordingLog();
+    const session = new BgpSession({
+      localAs: 65002,
+      peerAs: 65001,
+      routerId: XLB.v4,
+      peerAddress: PEER.v4,
+      holdTime: 9,
+      nextHops: { ipv6: XLB.v6 },
+      backoff: { initialMs: 100, maxMs: 1000 },
+      connect: ({ host, port }) => link.connect(host, port),
+      log,
+    });
+    cleanup.add(() => session.stop());
+    const context = () =>
+      `xlb log:\n${lines.slice(-15).join('\n')}\nbgpd:\n${frr.log.slice(-2000)}`;
+    session.announce([
+      {
+        prefix: '203.0.113.10/32',
+        attributes: { med: 20, communities: ['65002:100'], largeCommunities: ['65002:1:2'] },
+      },
+      { prefix: '2001:db8:ff::10/128', attributes: { communities: ['65002:200'] } },
+    ]);
+    session.start();
+    await until(
+      () => `Established (${context()})`,
+      () => session.state === 'Established',
+      15_000,
+    );
+    await until(
+      () => `FRR to be Established (${context()})`,
+      () => bgpState(frr) === 'Established',
+    );
+    const v4 = await until(
+      () => `the IPv4 route in FRR (${context()})`,
+      () => route(frr, 'ipv4', '203.0.113.10/32'),
+    );
+    expect(v4).toMatchObject({
+      valid: true,
+      aspath: { string: '65002' },
+      origin: 'IGP',
+      metric: 20,
+      community: { list: ['65002:100'] },
+      largeCommunity: { list: ['65002:1:2'] },
+      nexthops: [{ ip: XLB.v4, afi: 'ipv4' }],
+      peer: { routerId: XLB.v4, type: 'external' },
+    });
+    const v6 = await until(
+      () => `the IPv6 route in FRR (${context()})`,
+      () => route(frr, 'ipv6', '2001:db8:ff::10/128'),
+    );
+    expect(v6).toMatchObject({
+      valid: true,
+      aspath: { string: '65002' },
+      community: { list: ['65002:200'] },
+      nexthops: [{ ip: XLB.v6, afi: 'ipv6', scope: 'global' }],
+    });
+
+    session.withdraw(['203.0.113.10/32']);
+    await until(
+      () => `the IPv4 route to leave FRR (${context()})`,
+      () => route(frr, 'ipv4', '203.0.113.10/32') === undefined,
+    );
+    expect(route(frr, 'ipv6', '2001:db8:ff::10/128')).toBeDefined();
+
+    await session.stop('test over');
+    await until(
+      () => `FRR to drop the session and the route (${context()})`,
+      () =>
+        bgpState(frr) !== 'Established' && route(frr, 'ipv6', '2001:db8:ff::10/128') === undefined,
+    );
+    expect(
+      frr.json<
+        Record<string, { lastNotificationReason?: string; lastShutdownDescription?: string }>
+      >(`show bgp neighbors ${XLB.v4} json`)[XLB.v4],
+    ).toMatchObject({
+      lastNotificationReason: expect.stringMatching(/Cease\/Administrative Shutdown/) as unknown,
+    });
+    expect(session.stats.internalErrors).toBe(0);
+  });
+});

@@ -1,0 +1,133 @@
+// xlb's BGP speaker against a real GoBGP (gobgpd 3.10), each in its own
+// network namespace: routes of both families arrive in GoBGP's RIB with our
+// next hops, AS path, communities and large communities; a withdrawal
+// removes them; stopping our speaker tears the session down.
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { BgpSession } from '../control/bgp/session.js';
+import { until } from './support/agent-harness.js';
+import { GobgpProcess } from './support/bgp/gobgp.js';
+import { Cleanup, recordingLog } from './support/bgp/harness.js';
+import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { requirePrivileges } from './support/privileged.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+const CONFIG = `
+[global.config]
+  as = 65001
+  router-id = "${PEER.v4}"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${XLB.v4}"
+    peer-as = 65002
+  [neighbors.transport.config]
+    passive-mode = true
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+`;
+
+interface GobgpPath {
+  nlri: { prefix: string };
+  attrs: { type: number; [k: string]: unknown }[];
+}
+
+/** GoBGP's paths for prefix in its global RIB (JSON), or undefined when it has none. */
+function rib(g: GobgpProcess, family: 'ipv4' | 'ipv6', prefix: string): GobgpPath[] | undefined {
+  const out = g.cli('global', 'rib', '-a', family, prefix, '-j').trim();
+  if (out === '' || out === 'null') return undefined;
+  const parsed = JSON.parse(out) as Record<string, GobgpPath[]> | null;
+  const paths = parsed?.[prefix];
+  return paths?.length ? paths : undefined;
+}
+
+/** A path's attributes by type code, without the type field. */
+function attrs(p: GobgpPath): Record<number, Record<string, unknown>> {
+  return Object.fromEntries(p.attrs.map(({ type, ...rest }) => [type, rest]));
+}
+
+describe('interop with GoBGP', () => {
+  it('routes arrive with next hop, AS path, communities and large communities; withdraw and stop remove them', async () => {
+    requirePrivileges('bgp-interop-gobgp');
+    const link = BgpLink.build();
+    cleanup.add(() => link.destroy());
+    const gobgp = await GobgpProcess.start(link.peerNs, CONFIG);
+    cleanup.add(() => gobgp.stop());
+    const { log, lines } = recordingLog();
+    const session = new BgpSession({
+      localAs: 65002,
+      peerAs: 65001,
+      routerId: XLB.v4,
+      peerAddress: PEER.v4,
+      holdTime: 9,
+      nextHops: { ipv6: XLB.v6 },
+      backoff: { initialMs: 100, maxMs: 1000 },
+      connect: ({ host, port }) => link.connect(host, port),
+      log,
+    });
+    cleanup.add(() => session.stop());
+    const context = () =>
+      `xlb log:\n${lines.slice(-15).join('\n')}\ngobgpd:\n${gobgp.log.slice(-2000)}`;
+    session.announce([
+      {
+        prefix: '203.0.113.10/32',
+        attributes: { med: 20, communities: ['65002:100'], largeCommunities: ['65002:1:2'] },
+      },
+      { prefix: '2001:db8:ff::10/128', attributes: { communities: ['65002:200'] } },
+    ]);
+    session.start();
+    await until(
+      () => `Established (${context()})`,
+      () => session.state === 'Established',
+      15_000,
+    );
+    await until(
+      () => `GoBGP to see the session Established (${context()})`,
+      () => /BGP state = established/i.test(gobgp.cli('neighbor', XLB.v4)),
+    );
+
+    const [v4] = await until(
+      () => `the IPv4 route in GoBGP (${context()})`,
+      () => rib(gobgp, 'ipv4', '203.0.113.10/32'),
+    );
+    expect(attrs(v4!)).toEqual({
+      1: { value: 0 },
+      2: { as_paths: [{ segment_type: 2, num: 1, asns: [65002] }] },
+      3: { nexthop: XLB.v4 },
+      4: { metric: 20 },
+      8: { communities: [65002 * 65536 + 100] },
+      32: { value: [{ ASN: 65002, LocalData1: 1, LocalData2: 2 }] },
+    });
+    const [v6] = await until(
+      () => `the IPv6 route in GoBGP (${context()})`,
+      () => rib(gobgp, 'ipv6', '2001:db8:ff::10/128'),
+    );
+    expect(attrs(v6!)).toEqual({
+      1: { value: 0 },
+      2: { as_paths: [{ segment_type: 2, num: 1, asns: [65002] }] },
+      8: { communities: [65002 * 65536 + 200] },
+      14: { nexthop: XLB.v6, afi: 2, safi: 1, value: [{ prefix: '2001:db8:ff::10/128' }] },
+    });
+
+    session.withdraw(['2001:db8:ff::10/128']);
+    await until(
+      () => `the IPv6 route to leave GoBGP (${context()})`,
+      () => rib(gobgp, 'ipv6', '2001:db8:ff::10/128') === undefined,
+    );
+    expect(rib(gobgp, 'ipv4', '203.0.113.10/32')).toBeDefined();
+
+    await session.stop();
+    await until(
+      () => `GoBGP to drop the session and the route (${context()})`,
+      () =>
+        !/BGP state = established/i.test(gobgp.cli('neighbor', XLB.v4)) &&
+        rib(gobgp, 'ipv4', '203.0.113.10/32') === undefined,
+    );
+    expect(session.stats.internalErrors).toBe(0);
+  });
+});

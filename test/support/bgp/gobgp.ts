@@ -1,0 +1,106 @@
+// GoBGP (gobgpd) inside a network namespace, with its gRPC API on the
+// namespace's own loopback; the gobgp CLI runs in the same namespace.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { until } from '../agent-harness.js';
+
+const API_PORT = 50051;
+
+export class GobgpProcess {
+  private output = '';
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    readonly ns: string,
+    readonly dir: string,
+    private readonly child: ChildProcess,
+  ) {
+    child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** gobgpd's own log so far, for failure messages. */
+  get log(): string {
+    return this.output;
+  }
+
+  /** Starts gobgpd in ns with a TOML config and waits until its API answers. */
+  static async start(ns: string, tomlConfig: string): Promise<GobgpProcess> {
+    const dir = mkdtempSync(join(tmpdir(), 'xlbt-gobgp-'));
+    writeFileSync(join(dir, 'gobgpd.toml'), tomlConfig);
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        // Its own UTS namespace and host name: GoBGP puts the host name in its
+        // OPEN (FQDN capability), and captures must not depend on the machine.
+        'unshare',
+        '--uts',
+        'sh',
+        '-c',
+        'hostname xlbt-gobgp && exec "$0" "$@"',
+        'gobgpd',
+        '-f',
+        join(dir, 'gobgpd.toml'),
+        '-t',
+        'toml',
+        '--api-hosts',
+        `127.0.0.1:${API_PORT}`,
+        '--log-plain',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const gobgp = new GobgpProcess(ns, dir, child);
+    try {
+      await until(
+        () => `gobgpd to answer on its API (${gobgp.output.slice(-500)})`,
+        () => {
+          if (!gobgp.running) throw new Error(`gobgpd exited: ${gobgp.output}`);
+          return gobgp.tryCli(['global']) !== undefined;
+        },
+        10_000,
+        50,
+      );
+      return gobgp;
+    } catch (e) {
+      await gobgp.stop();
+      throw e;
+    }
+  }
+
+  private tryCli(args: string[]): string | undefined {
+    const r = spawnSync(
+      'ip',
+      ['netns', 'exec', this.ns, 'gobgp', '-p', String(API_PORT), ...args],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
+    return r.status === 0 ? r.stdout : undefined;
+  }
+
+  /** Runs the gobgp CLI; throws with its output if it fails. */
+  cli(...args: string[]): string {
+    const r = spawnSync(
+      'ip',
+      ['netns', 'exec', this.ns, 'gobgp', '-p', String(API_PORT), ...args],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
+    if (r.status !== 0) throw new Error(`gobgp ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  async stop(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

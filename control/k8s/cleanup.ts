@@ -64,6 +64,16 @@ export async function releaseService(
   const read = () => ctx.writer.read(namespace, name, signal);
   const write = (cur: V1Service, w: ServiceWrite) => ctx.writer.write(cur, w, signal);
   const released = new Set(ctx.known);
+  // Both steps write the same way: conditional, re-read on conflict, backing off.
+  const shared = {
+    write,
+    read,
+    conflicts: ctx.conflicts,
+    backoffMs: ctx.backoffMs,
+    signal,
+    seen: ctx.seen,
+    conflicted: ctx.conflicted,
+  };
 
   const afterRelease = await converge<V1Service, ServiceWrite>({
     current: svc,
@@ -76,13 +86,7 @@ export async function releaseService(
       const status = releasedStatus(cur, addresses, cause === 'deleting', ctx.now());
       return status === undefined ? undefined : { kind: 'status', status };
     },
-    write,
-    read,
-    conflicts: ctx.conflicts,
-    backoffMs: ctx.backoffMs,
-    signal,
-    seen: ctx.seen,
-    conflicted: ctx.conflicted,
+    ...shared,
   });
   if (afterRelease === undefined) return { result: 'gone', released: [...released] };
   if (cleanupCause(afterRelease, ctx.options) === 'none')
@@ -104,13 +108,7 @@ export async function releaseService(
         finalizers: finalizersOf(cur).filter((f) => f !== LB_FINALIZER),
       };
     },
-    write,
-    read,
-    conflicts: ctx.conflicts,
-    backoffMs: ctx.backoffMs,
-    signal,
-    seen: ctx.seen,
-    conflicted: ctx.conflicted,
+    ...shared,
   });
   const result =
     final === undefined

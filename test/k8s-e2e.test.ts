@@ -2,7 +2,7 @@
 // API server double over HTTP, the real kubectl as the operator, and real
 // traffic through network namespaces (client -- router -- node -- pods).
 //
-//   kubectl create service loadbalancer -> the leader allocates an address,
+//   kubectl expose deployment --type=LoadBalancer -> the leader allocates an address,
 //   writes status (kubectl shows it) -> the node's datapath balances the VIP
 //   over the pods -> endpoints change -> the agent restarts -> the API
 //   server goes away for a minute -> pools run out, requests are invalid ->
@@ -35,7 +35,19 @@ const FINALIZER = 'service.kubernetes.io/load-balancer-cleanup';
 const LEASE = 'xlb-leader';
 /** Two addresses: a third Service finds the pool exhausted. */
 const POOL = ['192.0.2.200', '192.0.2.201'];
-const PORT_NAME = '80-8080';
+/** `kubectl expose` leaves a single service port unnamed; its EndpointSlice port is named ''. */
+const PORT_NAME = '';
+const DEPLOYMENT = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: registry.example/pod-server:1, ports: [{containerPort: ${POD_PORTS.http}}]}]
+`;
 
 interface Ingress {
   ip?: string;
@@ -162,13 +174,24 @@ describe('xlb agent end to end (Kubernetes mode, API server double)', () => {
     if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
   });
 
-  it('kubectl create service loadbalancer: an address from the pool, shown by kubectl, balanced over the pods', async () => {
+  it('kubectl expose deployment --type=LoadBalancer: an address from the pool, shown by kubectl, balanced over the pods', async () => {
     agent = await AgentProcess.start(agentArgs());
     await agent.waitReady();
     await agent.line('leadership', (l) => l.component === 'k8s' && /^leading/.test(l.msg));
 
-    const created = await ctl('create', 'service', 'loadbalancer', 'web', '--tcp=80:8080');
-    expect(created.stderr).toBe('');
+    // As in the Kubernetes documentation's example; no controller runs the
+    // Deployment's pods here, so the EndpointSlice below stands in for it.
+    const applied = await kubectl(server!.url, ['apply', '-f', '-'], { input: DEPLOYMENT });
+    expect(applied.stderr).toBe('');
+    const exposed = await ctl(
+      'expose',
+      'deployment',
+      'web',
+      '--port=80',
+      `--target-port=${POD_PORTS.http}`,
+      '--type=LoadBalancer',
+    );
+    expect(exposed.stdout).toBe('service/web exposed\n');
     slice('web', ['web-1', 'web-2']);
     const vip = await addressOf('web');
     expect(vip).toBe(POOL[0]);

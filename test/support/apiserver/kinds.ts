@@ -1,5 +1,6 @@
 // The resource types served: the built-in kinds, plus those of every CRD in
 // the store (kept in step by the server as CRDs are written).
+import { deploymentType } from './kinds/apps.js';
 import { namespaceType, nodeType, podType } from './kinds/core.js';
 import { crdType } from './kinds/crd.js';
 import { customTypes } from './kinds/custom.js';
@@ -18,6 +19,7 @@ export const BUILTIN_TYPES: ResourceType[] = [
   endpointSliceType,
   leaseType,
   eventsV1Type,
+  deploymentType,
   crdType,
 ];
 

@@ -88,6 +88,20 @@ export function agentPermissions(settings: PermissionSettings = {}): Permission[
       why: "the controller writes each pool's usage and conditions",
     },
     {
+      apiGroup: w.BGPPeer.group,
+      resource: w.BGPPeer.resource,
+      verbs: READ,
+      scope: 'cluster',
+      why: 'the source watches BGPPeers (the routers the BGP speaker peers with)',
+    },
+    {
+      apiGroup: w.BGPAdvertisement.group,
+      resource: w.BGPAdvertisement.resource,
+      verbs: READ,
+      scope: 'cluster',
+      why: 'the source watches BGPAdvertisements (what is announced, with which attributes)',
+    },
+    {
       apiGroup: '',
       resource: 'events',
       verbs: ['create', 'patch'],

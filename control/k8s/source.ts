@@ -1,6 +1,7 @@
 // The Kubernetes source: informers on Services, EndpointSlices, Nodes,
-// IPPools and Namespaces, feeding the ClusterStore (namespace labels are kept
-// here, for the allocator). Objects are stored as the API server sends them
+// IPPools and Namespaces (and, for the BGP speaker, BGPPeers and
+// BGPAdvertisements, which readiness never waits for), feeding the
+// ClusterStore (namespace labels are kept here, for the allocator). Objects are stored as the API server sends them
 // (it validated them; the model and allocator cope with anything else), less
 // managedFields and the last-applied annotation; times stay RFC 3339 strings.
 //
@@ -27,16 +28,21 @@ import {
 import { JsonClient } from './json-client.js';
 import { NamespaceLabels, type NamespaceLabelMap } from './namespaces.js';
 import { sourceMetrics, type SourceMetrics } from './source-metrics.js';
-import { SOURCE_KINDS, WATCHED_KINDS, type SourceKind } from './watched-kinds.js';
+import { ALL_SOURCE_KINDS, SOURCE_KINDS, WATCHED_KINDS, type SourceKind } from './watched-kinds.js';
 
-export { SOURCE_KINDS, type SourceKind } from './watched-kinds.js';
+export {
+  ALL_SOURCE_KINDS,
+  BGP_SOURCE_KINDS,
+  SOURCE_KINDS,
+  type SourceKind,
+} from './watched-kinds.js';
 export type { InformerStatus as KindStatus } from './informer.js';
 
 export interface KubernetesSourceOptions extends InformerTimings {
   /** Loaded by the caller: in-cluster, or from a kubeconfig file. */
   kubeConfig: KubeConfig;
   store: ClusterStore;
-  /** Default all of SOURCE_KINDS. */
+  /** Default all of SOURCE_KINDS; add BGP_SOURCE_KINDS for the BGP speaker. */
   kinds?: readonly SourceKind[];
   /** Default: logger('k8s-source'). */
   log?: Logger;
@@ -75,12 +81,13 @@ export class KubernetesSource {
     this.metrics = options.registry === undefined ? undefined : sourceMetrics(options.registry);
     const kinds = [...new Set(options.kinds ?? SOURCE_KINDS)];
     for (const kind of kinds)
-      if (!SOURCE_KINDS.includes(kind))
+      if (!ALL_SOURCE_KINDS.includes(kind))
         throw new KubernetesSourceError(
-          `unknown kind '${String(kind)}': the source reads ${SOURCE_KINDS.join(', ')}`,
+          `unknown kind '${String(kind)}': the source reads ${ALL_SOURCE_KINDS.join(', ')}`,
         );
     if (kinds.length === 0) throw new KubernetesSourceError('the source needs at least one kind');
-    this.unsynced = new Set(kinds);
+    // Optional kinds are read when served, but sync never waits for them.
+    this.unsynced = new Set(kinds.filter((k) => !WATCHED_KINDS[k].optional));
     this.synced = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve;
       this.rejectSynced = reject;
@@ -88,6 +95,7 @@ export class KubernetesSource {
     // Nobody may be waiting when stop() rejects it; the rejection is for
     // whoever calls whenSynced(), not an unhandled one.
     this.synced.catch(() => undefined);
+    if (this.unsynced.size === 0) this.resolveSynced();
 
     const client = new JsonClient(options.kubeConfig);
     for (const kind of kinds) {

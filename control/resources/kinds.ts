@@ -2,6 +2,8 @@
 // keyed. The store and every source agree on keys through objectKey().
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 
+import type { BGPAdvertisement } from './bgp-advertisement.js';
+import type { BGPPeer } from './bgp-peer.js';
 import type { IPPool } from './ip-pool.js';
 
 export interface ResourceTypes {
@@ -9,6 +11,8 @@ export interface ResourceTypes {
   EndpointSlice: V1EndpointSlice;
   Node: V1Node;
   IPPool: IPPool;
+  BGPPeer: BGPPeer;
+  BGPAdvertisement: BGPAdvertisement;
 }
 
 export type ResourceKind = keyof ResourceTypes;
@@ -18,6 +22,8 @@ export const RESOURCE_KINDS: readonly ResourceKind[] = [
   'EndpointSlice',
   'Node',
   'IPPool',
+  'BGPPeer',
+  'BGPAdvertisement',
 ];
 
 export interface KindInfo {
@@ -30,6 +36,8 @@ export const KIND_INFO: Readonly<Record<ResourceKind, KindInfo>> = {
   EndpointSlice: { apiVersion: 'discovery.k8s.io/v1', namespaced: true },
   Node: { apiVersion: 'v1', namespaced: false },
   IPPool: { apiVersion: 'xlb.dev/v1alpha1', namespaced: false },
+  BGPPeer: { apiVersion: 'xlb.dev/v1alpha1', namespaced: false },
+  BGPAdvertisement: { apiVersion: 'xlb.dev/v1alpha1', namespaced: false },
 };
 
 export class ObjectKeyError extends Error {

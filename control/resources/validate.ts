@@ -2,6 +2,8 @@
 // and validates it with that kind's schema.
 import type { z } from 'zod';
 
+import { bgpAdvertisementSchema } from './bgp-advertisement.js';
+import { bgpPeerSchema } from './bgp-peer.js';
 import { endpointSliceSchema } from './endpoint-slice.js';
 import { fieldIssues, InvalidResourceError, nameOf, UnknownKindError } from './errors.js';
 import { ipPoolSchema } from './ip-pool.js';
@@ -16,6 +18,8 @@ const SCHEMAS: { [K in ResourceKind]: z.ZodType<ResourceTypes[K], unknown> } = {
   EndpointSlice: endpointSliceSchema,
   Node: nodeSchema,
   IPPool: ipPoolSchema,
+  BGPPeer: bgpPeerSchema,
+  BGPAdvertisement: bgpAdvertisementSchema,
 };
 
 export type ValidResource = {

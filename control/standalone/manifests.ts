@@ -61,7 +61,8 @@ function isMap(v: unknown): v is Record<string, unknown> {
 function isList(doc: Record<string, unknown>): boolean {
   return (
     (doc.kind === 'List' && doc.apiVersion === 'v1') ||
-    (typeof doc.kind === 'string' && /^(Service|EndpointSlice|Node|IPPool)List$/.test(doc.kind))
+    (typeof doc.kind === 'string' &&
+      /^(Service|EndpointSlice|Node|IPPool|BGPPeer|BGPAdvertisement)List$/.test(doc.kind))
   );
 }
 

@@ -21,6 +21,8 @@ export function mergeContributions(files: readonly FileContribution[]): {
     EndpointSlice: [],
     Node: [],
     IPPool: [],
+    BGPPeer: [],
+    BGPAdvertisement: [],
   };
   const problems: ManifestProblem[] = [];
   const winners = new Map<string, ManifestObject>();

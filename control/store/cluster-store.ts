@@ -5,6 +5,8 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 
 import { SERVICE_NAME_LABEL } from '../resources/endpoint-slice.js';
+import type { BGPAdvertisement } from '../resources/bgp-advertisement.js';
+import type { BGPPeer } from '../resources/bgp-peer.js';
 import type { IPPool } from '../resources/ip-pool.js';
 import {
   objectKey,
@@ -15,8 +17,18 @@ import {
 
 import { sameContent } from './equal.js';
 
-/** Keys (`namespace/name`, or `name` for cluster-scoped kinds) that changed, per kind. */
-export type StoreChanges = { readonly [K in ResourceKind]: ReadonlySet<string> };
+/** Kinds added after the first four; optional in StoreChanges so that code building a change set by hand for the model keeps compiling. */
+type LaterKind = 'BGPPeer' | 'BGPAdvertisement';
+
+/**
+ * Keys (`namespace/name`, or `name` for cluster-scoped kinds) that changed,
+ * per kind. The store always fills every kind.
+ */
+export type StoreChanges = {
+  readonly [K in Exclude<ResourceKind, LaterKind>]: ReadonlySet<string>;
+} & {
+  readonly [K in LaterKind]?: ReadonlySet<string>;
+};
 
 export type StoreListener = (changes: StoreChanges) => void;
 
@@ -33,11 +45,25 @@ export class StoreError extends Error {
 type Tables = { [K in ResourceKind]: Map<string, ResourceTypes[K]> };
 
 function emptyTables(): Tables {
-  return { Service: new Map(), EndpointSlice: new Map(), Node: new Map(), IPPool: new Map() };
+  return {
+    Service: new Map(),
+    EndpointSlice: new Map(),
+    Node: new Map(),
+    IPPool: new Map(),
+    BGPPeer: new Map(),
+    BGPAdvertisement: new Map(),
+  };
 }
 
 function emptyChanges(): Record<ResourceKind, Set<string>> {
-  return { Service: new Set(), EndpointSlice: new Set(), Node: new Set(), IPPool: new Set() };
+  return {
+    Service: new Set(),
+    EndpointSlice: new Set(),
+    Node: new Set(),
+    IPPool: new Set(),
+    BGPPeer: new Set(),
+    BGPAdvertisement: new Set(),
+  };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -148,6 +174,14 @@ export class ClusterStore {
 
   pool(name: string): IPPool | undefined {
     return this.tables.IPPool.get(name);
+  }
+
+  bgpPeers(): readonly BGPPeer[] {
+    return this.list('BGPPeer');
+  }
+
+  bgpAdvertisements(): readonly BGPAdvertisement[] {
+    return this.list('BGPAdvertisement');
   }
 
   /**

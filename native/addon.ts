@@ -158,6 +158,7 @@ export interface RawAddon {
   netnsRestore(fd: number): void;
   tcpMd5(fd: number, family: 4 | 6, address: Buffer, key: Buffer, prefixLen?: number): void;
   setSockOptInt(fd: number, level: number, name: number, value: number): void;
+  getSockOptInt(fd: number, level: number, name: number): number;
   tcpSocket(family: 4 | 6): number;
   libbpfVersion(): string;
 }

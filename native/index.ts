@@ -11,8 +11,16 @@ export { inNetns } from './netns.js';
 export { BpfObject } from './object.js';
 export { BpfProgram } from './program.js';
 export type { TestRunOptions, TestRunResult } from './program.js';
-export { connectTcp, setSocketOption, setTcpMd5, socketFd } from './socket.js';
-export type { TcpConnectOptions } from './socket.js';
+export {
+  connectTcp,
+  getSocketOption,
+  getSocketTtl,
+  setSocketOption,
+  setSocketTtl,
+  setTcpMd5,
+  socketFd,
+} from './socket.js';
+export type { TcpConnectOptions, TtlOptions } from './socket.js';
 
 import { unlinkSync } from 'node:fs';
 

@@ -8,7 +8,9 @@ import { addon } from './addon.js';
 const IPPROTO_IP = 0;
 const IPPROTO_IPV6 = 41;
 const IP_TTL = 2;
+const IP_MINTTL = 21;
 const IPV6_UNICAST_HOPS = 16;
+const IPV6_MINHOPCOUNT = 73;
 
 function family(address: string): 4 | 6 {
   return ipaddr.parse(address).kind() === 'ipv4' ? 4 : 6;
@@ -39,6 +41,56 @@ export function setSocketOption(
   addon().setSockOptInt(socketFd, level, name, value);
 }
 
+/** Reads an integer socket option back (getsockopt). */
+export function getSocketOption(socketFd: number, level: number, name: number): number {
+  return addon().getSockOptInt(socketFd, level, name);
+}
+
+/** The TTL (hop limit) and minimum TTL (minimum hop count) of a socket. */
+export interface TtlOptions {
+  /** IP TTL / hop limit of outgoing packets (255 for GTSM, RFC 5082). */
+  ttl?: number;
+  /** Drop incoming packets with a lower TTL / hop limit (IP_MINTTL / IPV6_MINHOPCOUNT). */
+  minTtl?: number;
+}
+
+function checkTtl(name: string, v: number | undefined, min: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min || v > 255)) {
+    throw new RangeError(`${name} ${v} is not an integer in ${min}..255`);
+  }
+}
+
+/**
+ * Sets the TTL and minimum TTL of a socket of the given address family. An
+ * IPv6 socket carrying IPv4-mapped traffic gets both the IPv4 and the IPv6
+ * options, because the kernel reads the IPv4 ones for such packets.
+ */
+export function setSocketTtl(socketFd: number, fam: 4 | 6, options: TtlOptions): void {
+  checkTtl('TTL', options.ttl, 1);
+  checkTtl('minimum TTL', options.minTtl, 0);
+  if (options.ttl !== undefined) {
+    setSocketOption(socketFd, IPPROTO_IP, IP_TTL, options.ttl);
+    if (fam === 6) setSocketOption(socketFd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, options.ttl);
+  }
+  if (options.minTtl !== undefined) {
+    setSocketOption(socketFd, IPPROTO_IP, IP_MINTTL, options.minTtl);
+    if (fam === 6) setSocketOption(socketFd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, options.minTtl);
+  }
+}
+
+/** The TTL and minimum TTL a socket has now, as the kernel reports them. */
+export function getSocketTtl(socketFd: number, fam: 4 | 6): { ttl: number; minTtl: number } {
+  return fam === 4
+    ? {
+        ttl: getSocketOption(socketFd, IPPROTO_IP, IP_TTL),
+        minTtl: getSocketOption(socketFd, IPPROTO_IP, IP_MINTTL),
+      }
+    : {
+        ttl: getSocketOption(socketFd, IPPROTO_IPV6, IPV6_UNICAST_HOPS),
+        minTtl: getSocketOption(socketFd, IPPROTO_IPV6, IPV6_MINHOPCOUNT),
+      };
+}
+
 /** The descriptor under a connected or listening net.Socket / net.Server (Linux). */
 export function socketFd(handleOwner: net.Socket | net.Server): number {
   const fd = (handleOwner as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -46,17 +98,17 @@ export function socketFd(handleOwner: net.Socket | net.Server): number {
   return fd;
 }
 
-export interface TcpConnectOptions {
+export interface TcpConnectOptions extends TtlOptions {
   host: string;
   port: number;
+  /** Source address (bound before connecting). */
+  localAddress?: string;
   /** TCP MD5 key shared with the peer (RFC 2385). */
   md5Key?: string | Buffer;
-  /** IP TTL / hop limit of outgoing packets (255 for GTSM, RFC 5082). */
-  ttl?: number;
 }
 
 /**
- * Connects a TCP socket whose MD5 key and TTL are set before the SYN leaves,
+ * Connects a TCP socket whose MD5 key and TTLs are set before the SYN leaves,
  * which net.connect() cannot do.
  */
 export function connectTcp(options: TcpConnectOptions): net.Socket {
@@ -64,14 +116,15 @@ export function connectTcp(options: TcpConnectOptions): net.Socket {
   const fd = addon().tcpSocket(fam);
   try {
     if (options.md5Key !== undefined) setTcpMd5(fd, options.host, options.md5Key);
-    if (options.ttl !== undefined) {
-      if (fam === 4) setSocketOption(fd, IPPROTO_IP, IP_TTL, options.ttl);
-      else setSocketOption(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, options.ttl);
-    }
+    setSocketTtl(fd, fam, options);
   } catch (e) {
     addon().closeFd(fd);
     throw e;
   }
   const socket = new net.Socket({ fd, readable: true, writable: true });
-  return socket.connect(options.port, options.host);
+  return socket.connect({
+    port: options.port,
+    host: options.host,
+    ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+  });
 }

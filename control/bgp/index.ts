@@ -8,12 +8,22 @@ export {
   defaultConnect,
   type AnnounceResult,
   type ConnectFunction,
+  type GracefulRestartOptions,
   type NotificationEvent,
   type SessionEvents,
   type SessionOptions,
   type SessionStats,
 } from './session.js';
 export { BgpListener, type ListenerOptions } from './listener.js';
+export {
+  GTSM_TTL,
+  readSocketTtls,
+  socketTtls,
+  TransportConfigError,
+  type TransportOptions,
+} from './transport.js';
+export { BgpSpeaker, type SpeakerInput, type SpeakerReport } from './speaker.js';
+export * as bfd from './bfd/index.js';
 export type { Route, RouteAttributes } from './routes.js';
 export {
   CommunityError,

@@ -8,7 +8,12 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 
-import { Safi, type Capability } from './codec/capabilities.js';
+import {
+  GracefulRestartFlag,
+  GracefulRestartForwarding,
+  Safi,
+  type Capability,
+} from './codec/capabilities.js';
 import { afiOf, familyOf, type CodecContext } from './codec/attributes.js';
 import { CeaseSubcode, describeNotification, ErrorCode, OpenSubcode } from './codec/errors.js';
 import { MessageType } from './codec/header.js';
@@ -33,20 +38,57 @@ import { checkReceivedUpdate } from './received.js';
 import { AdjRibOut, groupByAttributes } from './rib-out.js';
 import { exportAttributes, normalizeRoute, type NormalizedRoute, type Route } from './routes.js';
 import { DEFAULT_BACKOFF, type BackoffSettings } from './timers.js';
+import { applySocketTtls, socketTtls, unansweredHint, type SocketTtls } from './transport.js';
 import { buildAnnouncements, buildWithdrawals, type NextHops } from './update-builder.js';
 import { logger, type Logger } from '../observe/log.js';
+import { connectTcp } from '../../native/socket.js';
 
 export const BGP_PORT = 179;
 
-/** Makes the outgoing TCP connection (injectable: TCP MD5, TTL security, network namespaces). */
+/**
+ * Makes the outgoing TCP connection (injectable: network namespaces, tests).
+ * The MD5 password and TTLs must be on the socket before its SYN leaves; the
+ * session sets the TTLs again once connected, but only the connect function
+ * can put the MD5 key in place in time.
+ */
 export type ConnectFunction = (target: {
   host: string;
   port: number;
   localAddress?: string;
+  md5Password?: string;
+  ttl?: number;
+  minTtl?: number;
 }) => net.Socket;
 
-export const defaultConnect: ConnectFunction = ({ host, port, localAddress }) =>
-  net.connect({ host, port, ...(localAddress === undefined ? {} : { localAddress }) });
+export const defaultConnect: ConnectFunction = (t) => {
+  const local = t.localAddress === undefined ? {} : { localAddress: t.localAddress };
+  if (t.md5Password === undefined && t.ttl === undefined && t.minTtl === undefined) {
+    return net.connect({ host: t.host, port: t.port, ...local });
+  }
+  return connectTcp({
+    host: t.host,
+    port: t.port,
+    ...local,
+    ...(t.md5Password === undefined ? {} : { md5Key: t.md5Password }),
+    ...(t.ttl === undefined ? {} : { ttl: t.ttl }),
+    ...(t.minTtl === undefined ? {} : { minTtl: t.minTtl }),
+  });
+};
+
+/** Graceful restart (RFC 4724) as the restarting speaker. */
+export interface GracefulRestartOptions {
+  /** How long the peer keeps our routes after the session drops without a NOTIFICATION: 0..4095 s. */
+  restartTimeSeconds: number;
+  /**
+   * This process is a restart of a speaker whose routes the peer may still
+   * hold: the first OPEN carries the Restart State (R) bit, and End-of-RIB
+   * waits for ribComplete() (or restartTimeSeconds) so the peer does not drop
+   * routes we have not re-announced yet.
+   */
+  restarting?: boolean;
+  /** The datapath keeps forwarding while the agent is down (the F bit). Default true. */
+  forwardingPreserved?: boolean;
+}
 
 export interface SessionOptions {
   localAs: number;
@@ -80,6 +122,13 @@ export interface SessionOptions {
   connect?: ConnectFunction;
   log?: Logger;
   random?: () => number;
+  /** TCP MD5 password (RFC 2385), 1..80 bytes; a BgpListener gives it to its socket too. */
+  md5Password?: string;
+  /** GTSM (RFC 5082): send with TTL 255, refuse packets arriving with less. */
+  ttlSecurity?: boolean;
+  /** TTL for an eBGP peer this many hops away (with ttlSecurity: the hops GTSM allows). */
+  multihopTtl?: number;
+  gracefulRestart?: GracefulRestartOptions;
 }
 
 export interface NotificationEvent {
@@ -169,7 +218,15 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     listenerErrors: 0,
   };
   private fsm: FsmState = INITIAL_STATE;
-  private readonly config: FsmConfig;
+  private config: FsmConfig;
+  private readonly ttls: SocketTtls;
+  /** End-of-RIB waits for ribComplete() (graceful restart). */
+  private endOfRibHeld: boolean;
+  private endOfRibTimer: NodeJS.Timeout | undefined;
+  /** The FSM's lastError, or a more telling reason the session found for the same failure. */
+  private lastFailure: string | undefined;
+  /** A timer whose expiry means more than the FSM can tell: the reason to report with it. */
+  private timerReason: { event: FsmEvent['type']; reason: string } | undefined;
   private readonly families: readonly Family[];
   private readonly log: Logger;
   private readonly connectFn: ConnectFunction;
@@ -206,6 +263,16 @@ export class BgpSession extends EventEmitter<SessionEvents> {
       })),
       { kind: 'routeRefresh' },
     ];
+    const gr = options.gracefulRestart;
+    if (gr !== undefined) {
+      const t = gr.restartTimeSeconds;
+      if (!Number.isInteger(t) || t < 0 || t > 4095) {
+        throw new RangeError(`graceful restart time ${t} s: must be an integer in 0..4095`);
+      }
+      capabilities.push(this.gracefulRestartCapability(gr.restarting === true));
+    }
+    this.ttls = socketTtls(options);
+    this.endOfRibHeld = gr?.restarting === true;
     if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(options.routerId) || options.routerId === '0.0.0.0') {
       throw new RangeError(`router id '${options.routerId}' is not a non-zero dotted quad`);
     }
@@ -230,13 +297,49 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     this.log = (options.log ?? logger('bgp')).child({ peer: options.peerAddress });
   }
 
+  private gracefulRestartCapability(restarting: boolean): Capability {
+    const gr = this.options.gracefulRestart!;
+    const forwarding = (gr.forwardingPreserved ?? true) ? GracefulRestartForwarding : 0;
+    return {
+      kind: 'gracefulRestart',
+      flags: restarting ? GracefulRestartFlag.Restarting : 0,
+      restartTime: gr.restartTimeSeconds,
+      families: (this.options.families ?? ['ipv4', 'ipv6']).map((f) => ({
+        afi: afiOf(f),
+        safi: Safi.Unicast,
+        flags: forwarding,
+      })),
+    };
+  }
+
   get state(): State {
     return this.fsm.state;
   }
 
-  /** Why the session last fell back to Idle, if it did. */
+  /**
+   * Why the session last fell back to Idle, or why its connection attempts
+   * get nowhere (with MD5 or GTSM on: the likely cause).
+   */
   get lastError(): string | undefined {
-    return this.fsm.lastError;
+    return this.lastFailure;
+  }
+
+  /**
+   * After a restart (gracefulRestart.restarting): every route is announced
+   * again, so End-of-RIB may go out and the peer drops the stale routes we
+   * did not re-announce. Does nothing otherwise.
+   */
+  ribComplete(): void {
+    if (!this.endOfRibHeld) return;
+    this.endOfRibHeld = false;
+    if (this.endOfRibTimer !== undefined) clearTimeout(this.endOfRibTimer);
+    this.endOfRibTimer = undefined;
+    this.guard(() => {
+      if (this.fsm.state !== 'Established' || this.negotiated === undefined) return;
+      this.flush();
+      for (const f of this.negotiated.families) this.send(endOfRib(f));
+      this.log.info('End-of-RIB sent: the routes of the restart are complete');
+    });
   }
 
   /** The peer's OPEN, once received (OpenConfirm and Established). */
@@ -258,6 +361,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
    * closed.
    */
   async stop(message?: string): Promise<void> {
+    if (this.endOfRibTimer !== undefined) clearTimeout(this.endOfRibTimer);
+    this.endOfRibTimer = undefined;
     const closing = [this.conn, this.candidate?.conn].flatMap((c) => (c ? [c.closed] : []));
     this.dropCandidate(CeaseSubcode.AdministrativeShutdown);
     this.feed({ type: 'ManualStop', ...(message === undefined ? {} : { message }) });
@@ -326,6 +431,13 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         socket.destroy();
         return;
       }
+      try {
+        applySocketTtls(socket, this.ttls);
+      } catch (e) {
+        this.log.error({ err: e }, 'could not set TTL security on an incoming connection');
+        socket.destroy();
+        return;
+      }
       const state = this.fsm.state;
       if (state === 'Established') {
         this.refuse(socket, CeaseSubcode.ConnectionCollisionResolution);
@@ -352,7 +464,18 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   private wrap(socket: net.Socket, initiator: 'local' | 'remote'): Connection {
     return new Connection(socket, initiator, {
       connected: (c) => {
-        if (c === this.conn) this.feed({ type: 'Tcp_CR_Acked' });
+        if (c !== this.conn) return;
+        try {
+          // Again, for a connect function that did not set them before the SYN.
+          applySocketTtls(c.socket, this.ttls);
+        } catch (e) {
+          this.feed({
+            type: 'TcpConnectionFails',
+            reason: `cannot set the TTLs: ${(e as Error).message}`,
+          });
+          return;
+        }
+        this.feed({ type: 'Tcp_CR_Acked' });
       },
       frames: (c, frames) => this.onFrames(c, frames),
       failed: (c, reason) => {
@@ -417,8 +540,13 @@ export class BgpSession extends EventEmitter<SessionEvents> {
 
   private apply(e: FsmEvent): void {
     const from = this.fsm.state;
+    const errorBefore = this.fsm.lastError;
     const r = step(this.fsm, e, this.config);
     this.fsm = r.state;
+    const told = this.timerReason?.event === e.type ? this.timerReason.reason : undefined;
+    this.timerReason = undefined;
+    if (told !== undefined) this.lastFailure = told;
+    else if (this.fsm.lastError !== errorBefore) this.lastFailure = this.fsm.lastError;
     for (const a of r.actions) {
       switch (a.type) {
         case 'connect':
@@ -456,7 +584,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     const to = this.fsm.state;
     if (to !== from) {
       if (to === 'Idle' || to === 'Active' || to === 'Connect') this.dropCandidate();
-      const reason = to === 'Idle' || to === 'Active' ? this.fsm.lastError : undefined;
+      const reason = to === 'Idle' || to === 'Active' ? this.lastFailure : undefined;
       this.log.info({ from, to, reason }, `BGP session ${from} -> ${to}`);
       this.tell('state', to, from, reason);
     }
@@ -473,6 +601,10 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         ...(this.options.localAddress === undefined
           ? {}
           : { localAddress: this.options.localAddress }),
+        ...(this.options.md5Password === undefined
+          ? {}
+          : { md5Password: this.options.md5Password }),
+        ...this.ttls,
       });
     } catch (e) {
       // A socket that cannot even be made (bad local address, a key the kernel refuses)
@@ -487,9 +619,32 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     this.stopTimer(timer);
     const handle = setTimeout(() => {
       this.timers.delete(timer);
+      this.explainExpiry(timer, ms);
       this.feed({ type: TIMER_EVENTS[timer] } as FsmEvent);
     }, ms);
     this.timers.set(timer, handle);
+  }
+
+  /**
+   * A connection attempt, or the wait for the peer's OPEN, timed out. With
+   * MD5 or GTSM on, the kernel drops what fails them without a word, so the
+   * likely cause is named here.
+   */
+  private explainExpiry(timer: TimerName, ms: number): void {
+    const hint = unansweredHint(this.options);
+    const suffix = hint ? ` (${hint})` : '';
+    let reason: string;
+    if (timer === 'connectRetry' && this.fsm.state === 'Connect') {
+      reason = `TCP connection to ${this.options.peerAddress} not answered within ${ms} ms`;
+    } else if (timer === 'hold' && this.fsm.state === 'OpenSent') {
+      reason = `no OPEN from ${this.options.peerAddress} within ${ms} ms of connecting`;
+    } else if (timer === 'hold' && this.fsm.state === 'OpenConfirm') {
+      reason = `no KEEPALIVE from ${this.options.peerAddress} within ${ms} ms of its OPEN`;
+    } else {
+      return;
+    }
+    this.timerReason = { event: TIMER_EVENTS[timer], reason: reason + suffix };
+    this.log.warn(reason + suffix);
   }
 
   private stopTimer(timer: TimerName): void {
@@ -677,7 +832,33 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     this.tell('established', peer);
     this.rib.reset();
     this.sendRoutes(this.rib.routes(), families);
-    for (const f of families) this.send(endOfRib(f));
+    this.afterFirstOpen();
+    if (!this.endOfRibHeld) {
+      for (const f of families) this.send(endOfRib(f));
+    } else if (this.endOfRibTimer === undefined) {
+      // The peer keeps our stale routes only so long; do not hold it up beyond that.
+      const ms = this.options.gracefulRestart!.restartTimeSeconds * 1000;
+      this.endOfRibTimer = setTimeout(() => {
+        this.endOfRibTimer = undefined;
+        this.log.warn('ribComplete() not called within the restart time: sending End-of-RIB');
+        this.ribComplete();
+      }, ms);
+      this.log.info('restarted: End-of-RIB waits for ribComplete()');
+    }
+  }
+
+  /** Only the first OPEN after a restart carries the Restart State bit. */
+  private afterFirstOpen(): void {
+    const gr = this.options.gracefulRestart;
+    if (!gr?.restarting) return;
+    const capabilities = capabilitiesOf(this.config.open).map((c) =>
+      c.kind === 'gracefulRestart' ? this.gracefulRestartCapability(false) : c,
+    );
+    const open: OpenMessage = {
+      ...this.config.open,
+      parameters: [{ kind: 'capabilities', capabilities }],
+    };
+    this.config = { ...this.config, open };
   }
 
   private onRefresh(afi: number, safi: number): void {

@@ -125,6 +125,21 @@ Napi::Value SetSockOptInt(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// getSockOptInt(fd, level, name) -> value: reads back an integer option, so
+// a caller (or a test) can see that IP_TTL / IP_MINTTL took effect.
+Napi::Value GetSockOptInt(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  int level = ArgI32(info, 1, "level");
+  int name = ArgI32(info, 2, "name");
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (getsockopt(fd, level, name, &value, &len) != 0) {
+    ThrowErrno(info.Env(),
+               "getsockopt(" + std::to_string(level) + ", " + std::to_string(name) + ")", errno);
+  }
+  return Napi::Number::New(info.Env(), value);
+}
+
 // tcpSocket(family) -> a new, unconnected, non-blocking TCP socket. Options
 // that must be in place before the SYN (TCP_MD5SIG, IP_TTL) are set on it,
 // then Node takes it over with new net.Socket({ fd }).connect(...).
@@ -165,6 +180,7 @@ void InitSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsRestore", Napi::Function::New(env, NetnsRestore));
   exports.Set("tcpMd5", Napi::Function::New(env, TcpMd5));
   exports.Set("setSockOptInt", Napi::Function::New(env, SetSockOptInt));
+  exports.Set("getSockOptInt", Napi::Function::New(env, GetSockOptInt));
   exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("pinThreadToCpu", Napi::Function::New(env, PinThreadToCpu));

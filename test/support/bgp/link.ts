@@ -67,9 +67,24 @@ export class BgpLink {
     return server;
   }
 
-  /** A TCP connection from xlb's namespace (the socket is created inside it). */
-  connect(host: string, port: number): net.Socket {
-    return inNetns(this.xlbNs, () => connectTcp({ host, port }));
+  /**
+   * A TCP connection from xlb's namespace (the socket is created inside it),
+   * with the MD5 key and TTLs a session asks for.
+   */
+  connect(
+    host: string,
+    port: number,
+    hardening: { md5Password?: string; ttl?: number; minTtl?: number } = {},
+  ): net.Socket {
+    const { md5Password, ...ttls } = hardening;
+    return inNetns(this.xlbNs, () =>
+      connectTcp({
+        host,
+        port,
+        ...ttls,
+        ...(md5Password === undefined ? {} : { md5Key: md5Password }),
+      }),
+    );
   }
 
   destroy(): void {

@@ -4,6 +4,8 @@ import { Command } from 'commander';
 
 import { registerAgentCommand } from '../agent/index.js';
 import { runCountersDemo } from '../demo/counters-demo.js';
+import { registerExplainCommand } from '../explain/command.js';
+import { registerStatusCommand } from '../status/command.js';
 import { configureLogging } from '../observe/log.js';
 import { libbpfVersion } from '../../native/index.js';
 
@@ -23,6 +25,8 @@ program
   });
 
 registerAgentCommand(program);
+registerExplainCommand(program);
+registerStatusCommand(program);
 
 program
   .command('versions')

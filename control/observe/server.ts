@@ -1,6 +1,7 @@
 // The agent's HTTP endpoints: /metrics (the prom-client registry), /healthz
-// (the process answers) and /readyz (200 once ready, 503 with the reason
-// before). Plain node:http: three read-only routes need no framework.
+// (the process answers), /readyz (200 once ready, 503 with the reason
+// before) and, when the agent hands in a callback, /status (JSON, what
+// `xlb status` shows). Plain node:http: four read-only routes need no framework.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -16,6 +17,8 @@ export interface ObserveServerOptions {
   /** 0 picks a free port; `address` tells which. */
   port: number;
   readiness: () => Readiness;
+  /** What GET /status answers, as JSON; without it /status is 404. */
+  status?: () => unknown;
   registry?: Registry;
   log?: Logger;
 }
@@ -70,8 +73,19 @@ export async function startObserveServer(options: ObserveServerOptions): Promise
         else send(res, 503, `not ready: ${r.reason}\n`);
         return;
       }
+      case '/status':
+        if (options.status === undefined) {
+          send(res, 404, 'not found: this server has no /status\n');
+          return;
+        }
+        send(res, 200, `${JSON.stringify(await options.status(), null, 2)}\n`, 'application/json');
+        return;
       default:
-        send(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
+        send(
+          res,
+          404,
+          `not found: try /metrics, /healthz${options.status ? ', /readyz or /status' : ' or /readyz'}\n`,
+        );
     }
   };
 

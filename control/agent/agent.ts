@@ -33,6 +33,9 @@ import type {
   ReconcileAttempt,
   UplinkReader,
 } from './ports.js';
+import { agentStatus } from '../status/index.js';
+
+import { AgentBgp } from './bgp.js';
 import { KubernetesSide, type LeaderTiming } from './kubernetes.js';
 import { readUplink } from './uplink.js';
 
@@ -82,6 +85,7 @@ export class Agent {
   private store: ClusterStore | undefined;
   private source: StandaloneSource | undefined;
   private k8s: KubernetesSide | undefined;
+  private bgp: AgentBgp | undefined;
   private readonly makeLogger: (component: string) => Logger;
   private datapath: AgentDatapath | undefined;
   private datapathSettings: AgentDatapathSettings | undefined;
@@ -167,11 +171,20 @@ export class Agent {
       host: s.metricsAddress.host,
       port: s.metricsAddress.port,
       readiness: () => this.readiness(),
+      status: () =>
+        agentStatus({
+          node: s.nodeName,
+          mode: s.manifests === '' ? 'kubernetes' : 'standalone',
+          readiness: () => this.readiness(),
+          leader: () => this.k8s?.leading,
+          model: () => this.currentModel,
+          bgpSessions: () => this.bgp?.sessions() ?? [],
+        }),
       log: this.observeLog,
     });
     this.log.info(
       { url: this.server.url, port: this.server.address.port },
-      'serving /metrics, /healthz and /readyz',
+      'serving /metrics, /healthz, /readyz and /status',
     );
 
     const store = new ClusterStore();
@@ -207,6 +220,13 @@ export class Agent {
       OPENED[this.datapath.origin],
     );
     if (this.isStopping()) return;
+
+    this.bgp = new AgentBgp({
+      nodeName: s.nodeName,
+      netns: s.netns,
+      addresses: resolved.settings,
+      log: this.makeLogger('bgp'),
+    });
 
     this.phase = 'reconciling';
     this.cleanups.push(
@@ -315,6 +335,7 @@ export class Agent {
     };
     await step('stopping the manifest watch', () => this.source?.stop());
     await step('stopping the Kubernetes watches and election', () => this.k8s?.stop());
+    await step('withdrawing the BGP routes and closing the sessions', () => this.bgp?.stop());
     for (const undo of this.cleanups.splice(0).reverse()) await step('unsubscribing', undo);
     await step('finishing the reconcile in flight', () => this.datapath?.reconciler.stop());
     await step('releasing the datapath descriptors', () => this.datapath?.close());
@@ -328,6 +349,7 @@ export class Agent {
   private observe(store: ClusterStore, update: ModelUpdate): void {
     logModelChanges(this.modelLog, diffModelUpdate(update));
     this.metrics.applyModelUpdate(update);
+    this.bgp?.update(store, update.model);
     this.checkNodeAddresses(store);
   }
 

@@ -5,6 +5,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 
 import { KubernetesSource } from '../k8s/source.js';
+import { ALL_SOURCE_KINDS } from '../k8s/watched-kinds.js';
 import { LeaderElector } from '../k8s/leader.js';
 import { ServiceController } from '../k8s/service-controller.js';
 import { registry } from '../observe/metrics.js';
@@ -77,6 +78,8 @@ export class KubernetesSide {
     this.source = new KubernetesSource({
       kubeConfig: this.kubeConfig,
       store: options.store,
+      // BGPPeer and BGPAdvertisement too; their CRDs missing holds nothing back.
+      kinds: ALL_SOURCE_KINDS,
       log: options.logger('k8s-source'),
       registry,
       // Relists back off to 10 s at most (client-go: 30 s), so an agent
@@ -84,6 +87,11 @@ export class KubernetesSide {
       // agents of a large cluster still do not come back in step.
       backoff: { maxMs: 10_000 },
     });
+  }
+
+  /** Whether this agent holds the Lease now. */
+  get leading(): boolean {
+    return this.elector?.isLeader() ?? false;
   }
 
   /** Where the API server is, for logs. */

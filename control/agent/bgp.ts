@@ -1,0 +1,88 @@
+// The agent's BGP side: one BgpSpeaker for this node, fed after every model
+// derivation (which every store change causes, BGPPeer and BGPAdvertisement
+// included) with the peers, advertisements, pools and this node's
+// announcements. Sessions start from the uplink's network namespace, where
+// the routers are.
+import { BgpSpeaker, defaultPeerConnect, type PeerConnect } from '../bgp/speaker.js';
+import type { SpeakerNode } from '../bgp/config.js';
+import type { NodeModel } from '../model/index.js';
+import { registry } from '../observe/metrics.js';
+import type { Logger } from '../observe/log.js';
+import type { BgpSessionStatus } from '../status/index.js';
+import type { ClusterStore } from '../store/cluster-store.js';
+import { inNetns } from '../../native/index.js';
+
+import { NO_IPV4, NO_IPV6 } from './datapath-settings.js';
+import type { AgentDatapathSettings } from './ports.js';
+
+export interface AgentBgpOptions {
+  nodeName: string;
+  /** Network namespace of the uplink; undefined: the agent's own. */
+  netns: string | undefined;
+  /** The node addresses the datapath runs with: router id and next hops. */
+  addresses: Pick<AgentDatapathSettings, 'nodeIPv4' | 'nodeIPv6'>;
+  log: Logger;
+}
+
+export class AgentBgp {
+  private readonly speaker: BgpSpeaker;
+  private nodeKey = '';
+  private lastProblems = '';
+
+  constructor(private readonly options: AgentBgpOptions) {
+    const { netns } = options;
+    const connect: PeerConnect =
+      netns === undefined ? defaultPeerConnect : (t) => inNetns(netns, () => defaultPeerConnect(t));
+    this.speaker = new BgpSpeaker({
+      node: this.node(undefined),
+      connect,
+      registry,
+      log: options.log,
+    });
+  }
+
+  /** Announces what `model` decides for this node, to the peers the store selects. */
+  update(store: ClusterStore, model: NodeModel): void {
+    const node = this.node(store.node(this.options.nodeName)?.metadata?.labels);
+    const key = JSON.stringify(node);
+    const report = this.speaker.update({
+      peers: store.bgpPeers(),
+      advertisements: store.bgpAdvertisements(),
+      pools: store.pools(),
+      announcements: model.announcements,
+      ...(key !== this.nodeKey ? { node } : {}),
+    });
+    this.nodeKey = key;
+    // The speaker logs each problem; the agent says once when they all cleared.
+    const problems = report.problems.join('\n');
+    if (problems === '' && this.lastProblems !== '')
+      this.options.log.info('BGP configuration problems resolved');
+    this.lastProblems = problems;
+  }
+
+  /** The sessions as `xlb status` shows them. */
+  sessions(): BgpSessionStatus[] {
+    return [...this.speaker.sessions()].map(([peer, s]) => ({
+      peer,
+      peerAsn: s.options.peerAs,
+      localAsn: s.options.localAs,
+      state: s.state,
+      prefixesAdvertised: s.routes().length,
+      ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
+    }));
+  }
+
+  /** Withdraws every route and closes the sessions. */
+  stop(): Promise<void> {
+    return this.speaker.stop();
+  }
+
+  private node(labels: Readonly<Record<string, string>> | undefined): SpeakerNode {
+    const { nodeIPv4, nodeIPv6 } = this.options.addresses;
+    return {
+      name: this.options.nodeName,
+      labels: labels ?? {},
+      addresses: [nodeIPv4, nodeIPv6].filter((a) => a !== NO_IPV4 && a !== NO_IPV6),
+    };
+  }
+}

@@ -1,0 +1,174 @@
+// The real `xlb agent` announcing over BGP to a real router: BIRD 2 in the
+// router namespace of the agent topology, with no static route to the VIPs.
+// Traffic reaches the pods only through the route the agent announces.
+//
+//   client ── router (BIRD, kernel export) ── node (agent: XDP + BGP) ── pods
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+
+import { ip } from '../control/topology/ip.js';
+import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
+import { metricValue, until } from './support/agent-harness.js';
+import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
+import { AgentProcess } from './support/agent-process.js';
+import { BirdProcess } from './support/bgp/bird.js';
+import { requirePrivileges } from './support/privileged.js';
+
+const VIP = '192.0.2.210';
+const ROUTER_AS = 64512;
+const NODE_AS = 64513;
+
+const BIRD_CONFIG = `
+router id ${BED.router.nodeV4};
+protocol device {}
+protocol kernel {
+  ipv4 { export all; };
+  merge paths yes;
+}
+protocol bgp node_a {
+  local ${BED.router.nodeV4} as ${ROUTER_AS};
+  neighbor ${BED.node.v4} as ${NODE_AS};
+  ipv4 { import all; export none; };
+}
+`;
+
+const BGP = documents(
+  stringify({
+    apiVersion: 'xlb.dev/v1alpha1',
+    kind: 'IPPool',
+    metadata: { name: 'public' },
+    spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
+  }),
+  stringify({
+    apiVersion: 'xlb.dev/v1alpha1',
+    kind: 'BGPPeer',
+    metadata: { name: 'tor' },
+    spec: {
+      peerAddress: BED.router.nodeV4,
+      peerASN: ROUTER_AS,
+      localASN: NODE_AS,
+      holdTime: 9,
+      connectRetryTime: 1,
+    },
+  }),
+  stringify({
+    apiVersion: 'xlb.dev/v1alpha1',
+    kind: 'BGPAdvertisement',
+    metadata: { name: 'public' },
+    spec: { ipPools: ['public'], communities: ['64512:100'] },
+  }),
+);
+
+describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
+  let bed: AgentBed | undefined;
+  let bird: BirdProcess | undefined;
+  let agent: AgentProcess | undefined;
+  let dir = '';
+  let pinDir = '';
+
+  const slices = (pods: string[]): string =>
+    sliceYaml({
+      name: 'web-v4',
+      service: 'web',
+      family: 4,
+      ports: [{ name: 'http', port: POD_PORTS.http }],
+      endpoints: pods.map((name) => ({ ip: bed!.pod(name).v4, node: 'node-a', pod: name })),
+    });
+
+  /** BIRD's route to the VIP: its next hop and communities, or undefined. */
+  const birdRoute = (): string | undefined => {
+    const out = bird!.birdcOutput(`show route ${VIP}/32 all`);
+    return out.includes(`${VIP}/32`) ? out : undefined;
+  };
+
+  beforeAll(async () => {
+    requirePrivileges('agent-bgp');
+    bed = await AgentBed.create(['web-1', 'web-2']);
+    // The VIPs are reachable only through BGP from here on.
+    ip('-n', bed.router, 'route', 'del', BED.vipRangeV4);
+    bird = await BirdProcess.start(bed.router, BIRD_CONFIG);
+    pinDir = `/sys/fs/bpf/xlb-test-${bed.topo.tag}`;
+    dir = mkdtempSync(join(tmpdir(), 'xlb-agent-bgp-'));
+    writeFileSync(
+      join(dir, 'service.yaml'),
+      serviceYaml({
+        name: 'web',
+        vips: [VIP],
+        ports: [{ name: 'http', port: 80, targetPort: POD_PORTS.http }],
+      }),
+    );
+    writeFileSync(join(dir, 'slices.yaml'), slices(['web-1', 'web-2']));
+    writeFileSync(join(dir, 'nodes.yaml'), nodeYaml('node-a', [BED.node.v4, BED.node.v6]));
+    writeFileSync(join(dir, 'bgp.yaml'), BGP);
+  });
+
+  afterAll(async () => {
+    const failures: string[] = [];
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn();
+      } catch (e) {
+        failures.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    await step('stopping the agent', () => agent?.kill());
+    await step('stopping BIRD', () => bird?.stop());
+    if (pinDir !== '')
+      for (const d of [pinDir, `${pinDir}-next`, `${pinDir}-old`])
+        await step(`removing ${d}`, () => rmSync(d, { recursive: true, force: true }));
+    await step('removing the namespaces', () => bed?.destroy());
+    if (dir !== '') await step('removing the manifests', () => rmSync(dir, { recursive: true }));
+    if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
+  });
+
+  it('announces the VIP with its community; the router installs it and traffic reaches the pods', async () => {
+    agent = await AgentProcess.start([
+      '--node-name',
+      'node-a',
+      '--uplink',
+      'eth0',
+      '--netns',
+      bed!.node,
+      '--manifests',
+      dir,
+      '--pin-dir',
+      pinDir,
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--log-level',
+      'debug',
+    ]);
+    await agent.waitReady();
+    await until('BIRD to establish the session', () => bird!.bgpState('node_a') === 'Established');
+    const route = await until('BIRD to learn the VIP', birdRoute);
+    expect(route).toContain(`via ${BED.node.v4}`);
+    expect(route).toMatch(/BGP\.community:\s+\(64512,100\)/);
+    expect(route).toMatch(new RegExp(`BGP\\.as_path:\\s+${NODE_AS}\\b`));
+    await until('the router kernel to hold the route', () =>
+      ip('-n', bed!.router, 'route', 'show', `${VIP}/32`).includes(`via ${BED.node.v4}`),
+    );
+    const answers = await Promise.all(Array.from({ length: 8 }, () => bed!.http(`http://${VIP}/`)));
+    for (const a of answers)
+      expect(a).toMatchObject({ status: 200, remote: VIP, body: { client: BED.client.v4 } });
+    expect(new Set(answers.map((a) => a.body.pod)).size).toBe(2);
+    const metrics = await agent.metrics();
+    expect(metricValue(metrics, 'xlb_bgp_session_state{peer="tor"}')).toBe(6);
+  });
+
+  it('withdraws when the last endpoint goes, announces again when one comes back', async () => {
+    writeFileSync(join(dir, 'slices.yaml'), slices([]));
+    await until('BIRD to lose the route', () => birdRoute() === undefined, 15_000, 50);
+    writeFileSync(join(dir, 'slices.yaml'), slices(['web-2']));
+    await until('BIRD to learn the route again', birdRoute, 15_000, 50);
+  });
+
+  it('withdraws everything when the agent stops', async () => {
+    expect(await agent!.stop('SIGTERM')).toBe(0);
+    await until('BIRD to lose the route', () => birdRoute() === undefined, 15_000, 50);
+    expect(bird!.bgpState('node_a')).not.toBe('Established');
+  });
+});

@@ -196,6 +196,11 @@ export class BgpSpeaker {
   private open(plan: PeerPlan): void {
     const session = new BgpSession({
       ...plan.options,
+      // The listener puts the key on its socket too, for the peer's own connections.
+      ...(plan.md5Key === undefined ? {} : { md5Password: plan.md5Key }),
+      ...(plan.gracefulRestart?.enabled === true
+        ? { gracefulRestart: { restartTimeSeconds: plan.gracefulRestart.restartTime } }
+        : {}),
       connect: ({ host, port, localAddress }) =>
         this.connect({
           host,

@@ -1,7 +1,7 @@
-// FRR's bgpd inside a network namespace, without zebra (-Z), in the
-// foreground so the test owns the process; vtysh talks to it through the
-// vty socket in the same temp dir. bgpd drops privileges to user frr, so
-// the dir belongs to frr.
+// An FRR daemon (bgpd, or bfdd) inside a network namespace, without zebra,
+// in the foreground so the test owns the process; vtysh talks to it through
+// the vty socket in the same temp dir. FRR daemons drop privileges to user
+// frr, so the dir belongs to frr.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,19 @@ function frrIds(): { uid: number; gid: number } {
     throw new Error('user frr is missing: install frr');
   return { uid, gid };
 }
+
+export interface FrrDaemon {
+  /** The program in /usr/lib/frr. */
+  name: string;
+  args: readonly string[];
+  /** A vtysh command that succeeds once the daemon serves. */
+  ready: string;
+}
+
+/** bgpd without zebra. */
+export const BGPD: FrrDaemon = { name: 'bgpd', args: ['-Z'], ready: 'show bgp summary json' };
+/** bfdd: single-hop sessions given peer and local address need no zebra. */
+export const BFDD: FrrDaemon = { name: 'bfdd', args: [], ready: 'show bfd peers json' };
 
 export class FrrProcess {
   private output = '';
@@ -40,26 +53,30 @@ export class FrrProcess {
     return this.output;
   }
 
-  /** Starts bgpd in ns with config and waits until vtysh answers. */
-  static async start(ns: string, config: string): Promise<FrrProcess> {
+  /**
+   * Starts the daemon (bgpd by default) in ns with config and waits until
+   * vtysh answers `ready` (a command the daemon serves).
+   */
+  static async start(ns: string, config: string, daemon: FrrDaemon = BGPD): Promise<FrrProcess> {
     const { uid, gid } = frrIds();
-    const dir = mkdtempSync(join(tmpdir(), 'xlbt-frr-'));
+    const { name } = daemon;
+    const dir = mkdtempSync(join(tmpdir(), `xlbt-${name}-`));
     chmodSync(dir, 0o755);
-    writeFileSync(join(dir, 'bgpd.conf'), config);
+    writeFileSync(join(dir, `${name}.conf`), config);
     chownSync(dir, uid, gid);
-    chownSync(join(dir, 'bgpd.conf'), uid, gid);
+    chownSync(join(dir, `${name}.conf`), uid, gid);
     const child = spawn(
       'ip',
       [
         'netns',
         'exec',
         ns,
-        '/usr/lib/frr/bgpd',
-        '-Z',
+        `/usr/lib/frr/${name}`,
+        ...daemon.args,
         '-f',
-        join(dir, 'bgpd.conf'),
+        join(dir, `${name}.conf`),
         '-i',
-        join(dir, 'bgpd.pid'),
+        join(dir, `${name}.pid`),
         '--vty_socket',
         dir,
         '-u',
@@ -74,12 +91,10 @@ export class FrrProcess {
     const frr = new FrrProcess(dir, child);
     try {
       await until(
-        () => `bgpd to answer vtysh (${frr.output.slice(-500)})`,
+        () => `${name} to answer vtysh (${frr.output.slice(-500)})`,
         () => {
-          if (!frr.running) throw new Error(`bgpd exited: ${frr.output}`);
-          return (
-            spawnSync('vtysh', ['--vty_socket', dir, '-c', 'show bgp summary json']).status === 0
-          );
+          if (!frr.running) throw new Error(`${name} exited: ${frr.output}`);
+          return spawnSync('vtysh', ['--vty_socket', dir, '-c', daemon.ready]).status === 0;
         },
         10_000,
         50,

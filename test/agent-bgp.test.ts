@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 
 import { ip } from '../control/topology/ip.js';
 import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
-import { metricValue, until } from './support/agent-harness.js';
+import { metricValue, pinCleanup, runCleanup, until } from './support/agent-harness.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
 import { AgentProcess } from './support/agent-process.js';
 import { BirdProcess } from './support/bgp/bird.js';
@@ -106,24 +106,15 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
     writeFileSync(join(dir, 'bgp.yaml'), BGP);
   });
 
-  afterAll(async () => {
-    const failures: string[] = [];
-    const step = async (what: string, fn: () => unknown): Promise<void> => {
-      try {
-        await fn();
-      } catch (e) {
-        failures.push(`${what}: ${(e as Error).message}`);
-      }
-    };
-    await step('stopping the agent', () => agent?.kill());
-    await step('stopping BIRD', () => bird?.stop());
-    if (pinDir !== '')
-      for (const d of [pinDir, `${pinDir}-next`, `${pinDir}-old`])
-        await step(`removing ${d}`, () => rmSync(d, { recursive: true, force: true }));
-    await step('removing the namespaces', () => bed?.destroy());
-    if (dir !== '') await step('removing the manifests', () => rmSync(dir, { recursive: true }));
-    if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
-  });
+  afterAll(() =>
+    runCleanup([
+      ['stopping the agent', () => agent?.kill()],
+      ['stopping BIRD', () => bird?.stop()],
+      ...pinCleanup(pinDir),
+      ['removing the namespaces', () => bed?.destroy()],
+      dir === '' ? undefined : ['removing the manifests', () => rmSync(dir, { recursive: true })],
+    ]),
+  );
 
   it('announces the VIP with its community; the router installs it and traffic reaches the pods', async () => {
     agent = await AgentProcess.start([

@@ -17,7 +17,14 @@ import type { Session } from '../control/topology/testbed.js';
 import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
 import { AgentProcess, runAgentCommand } from './support/agent-process.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
-import { get, LogCapture, metricValue, until } from './support/agent-harness.js';
+import {
+  get,
+  LogCapture,
+  metricValue,
+  pinCleanup,
+  runCleanup,
+  until,
+} from './support/agent-harness.js';
 import { FakeDatapath } from './support/fake-datapath.js';
 import { requirePrivileges } from './support/privileged.js';
 
@@ -583,25 +590,15 @@ describe('xlb agent end to end (standalone mode)', () => {
     writeFileSync(join(dir, 'nodes.yaml'), nodeYaml('node-a', [BED.node.v4, BED.node.v6]));
   });
 
-  afterAll(async () => {
-    const failures: string[] = [];
-    const step = async (what: string, fn: () => unknown): Promise<void> => {
-      try {
-        await fn();
-      } catch (e) {
-        failures.push(`${what}: ${(e as Error).message}`);
-      }
-    };
-    for (const s of sessions) await step('closing a session', () => s.close());
-    await step('stopping the agent', () => agent?.kill());
-    if (pinDir !== '')
-      for (const d of [pinDir, `${pinDir}-next`, `${pinDir}-old`])
-        await step(`removing ${d}`, () => rmSync(d, { recursive: true, force: true }));
-    await step('removing the namespaces', () => bed?.destroy());
-    if (dir !== '')
-      await step('removing the manifests', () => rmSync(dir, { recursive: true, force: true }));
-    if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
-  });
+  afterAll(() =>
+    runCleanup([
+      ...sessions.map((s) => ['closing a session', () => s.close()] as const),
+      ['stopping the agent', () => agent?.kill()],
+      ...pinCleanup(pinDir),
+      ['removing the namespaces', () => bed?.destroy()],
+      dir === '' ? undefined : ['removing the manifests', () => rmSync(dir, { recursive: true })],
+    ]),
+  );
 
   it('becomes ready and balances HTTP over the pods; each pod sees the real client address (IPv4 and IPv6)', async () => {
     agent = await AgentProcess.start(agentArgs());

@@ -1,5 +1,6 @@
 // Helpers for agent tests: captured JSON log lines, polling, and plain HTTP
 // GETs against the agent's endpoints.
+import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 
 import { pino, type Logger } from 'pino';
@@ -64,4 +65,32 @@ export function metricValue(text: string, sample: string): number | undefined {
     if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
   }
   return undefined;
+}
+
+/** A named cleanup step; undefined steps (nothing was made) are skipped. */
+export type CleanupStep = readonly [what: string, run: () => unknown] | undefined;
+
+/**
+ * Runs cleanup steps in order, each also when one before failed, and then
+ * throws once, naming every step that failed.
+ */
+export async function runCleanup(steps: readonly CleanupStep[]): Promise<void> {
+  const failures: string[] = [];
+  for (const step of steps) {
+    if (step === undefined) continue;
+    try {
+      await step[1]();
+    } catch (e) {
+      failures.push(`${step[0]}: ${(e as Error).message}`);
+    }
+  }
+  if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
+}
+
+/** Steps that remove an agent's pin directory and the ones it stages upgrades in. */
+export function pinCleanup(pinDir: string): CleanupStep[] {
+  if (pinDir === '') return [];
+  return [pinDir, `${pinDir}-next`, `${pinDir}-old`].map(
+    (d) => [`removing ${d}`, () => rmSync(d, { recursive: true, force: true })] as const,
+  );
 }

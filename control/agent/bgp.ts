@@ -28,6 +28,7 @@ export class AgentBgp {
   private readonly speaker: BgpSpeaker;
   private nodeKey = '';
   private lastProblems = '';
+  private stopped = false;
 
   constructor(private readonly options: AgentBgpOptions) {
     const { netns } = options;
@@ -43,6 +44,8 @@ export class AgentBgp {
 
   /** Announces what `model` decides for this node, to the peers the store selects. */
   update(store: ClusterStore, model: NodeModel): void {
+    // A derivation can still finish while the agent shuts down.
+    if (this.stopped) return;
     const node = this.node(store.node(this.options.nodeName)?.metadata?.labels);
     const key = JSON.stringify(node);
     const report = this.speaker.update({
@@ -74,6 +77,7 @@ export class AgentBgp {
 
   /** Withdraws every route and closes the sessions. */
   stop(): Promise<void> {
+    this.stopped = true;
     return this.speaker.stop();
   }
 

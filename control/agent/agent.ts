@@ -349,7 +349,7 @@ export class Agent {
   private observe(store: ClusterStore, update: ModelUpdate): void {
     logModelChanges(this.modelLog, diffModelUpdate(update));
     this.metrics.applyModelUpdate(update);
-    this.bgp?.update(store, update.model);
+    this.bgp?.schedule(store, update.model);
     this.checkNodeAddresses(store);
   }
 

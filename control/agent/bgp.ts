@@ -29,6 +29,8 @@ export class AgentBgp {
   private nodeKey = '';
   private lastProblems = '';
   private stopped = false;
+  private pending: { store: ClusterStore; model: NodeModel } | undefined;
+  private timer: NodeJS.Immediate | undefined;
 
   constructor(private readonly options: AgentBgpOptions) {
     const { netns } = options;
@@ -39,6 +41,31 @@ export class AgentBgp {
       connect,
       registry,
       log: options.log,
+    });
+  }
+
+  /**
+   * Announces what `model` decides for this node, to the peers the store
+   * selects, on the next turn: the datapath gets the same model first (the
+   * pipeline submits it right after), and a burst of derivations makes one
+   * update, whose cost grows with the number of Services.
+   */
+  schedule(store: ClusterStore, model: NodeModel): void {
+    this.pending = { store, model };
+    if (this.timer !== undefined) return;
+    this.timer = setImmediate(() => {
+      this.timer = undefined;
+      const next = this.pending;
+      this.pending = undefined;
+      if (next === undefined) return;
+      try {
+        this.update(next.store, next.model);
+      } catch (e) {
+        this.options.log.error(
+          { err: e },
+          'updating the BGP speaker failed; the next change retries',
+        );
+      }
     });
   }
 
@@ -78,6 +105,8 @@ export class AgentBgp {
   /** Withdraws every route and closes the sessions. */
   stop(): Promise<void> {
     this.stopped = true;
+    if (this.timer !== undefined) clearImmediate(this.timer);
+    this.timer = undefined;
     return this.speaker.stop();
   }
 

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import readline from 'node:readline';
 
-import { BpfObject, ifIndex, inNetns, tc, xdp, type BpfProgram } from '../../native/index.js';
+import { ifIndex, inNetns, tc, xdp } from '../../native/index.js';
 import { openDatapath, type OpenedDatapath } from '../datapath/lifecycle.js';
 import {
   loadDatapath,
@@ -20,10 +20,11 @@ import {
   type MapSizes,
 } from '../datapath/load.js';
 import type { PodAnswer } from './pod-server.js';
-import { bpfObjectPath, distScript } from '../paths.js';
+import { distScript } from '../paths.js';
 import { ip, run } from './ip.js';
 import { addPod } from './pods.js';
 import { Topology } from './topology.js';
+import { VethPass } from './veth-pass.js';
 
 export type NodeName = 'a' | 'b';
 
@@ -137,6 +138,7 @@ function openAgent(
 
 export class Testbed implements Disposable {
   readonly topo: Topology;
+  private readonly vethPass: VethPass;
   readonly client: string;
   readonly router: string;
   readonly nodes = {} as Record<NodeName, TestbedNode>;
@@ -145,6 +147,7 @@ export class Testbed implements Disposable {
 
   private constructor() {
     this.topo = new Topology('xlbe');
+    this.vethPass = new VethPass(this.topo);
     this.client = '';
     this.router = '';
   }
@@ -195,8 +198,7 @@ export class Testbed implements Disposable {
       );
       // Frames a node sends with XDP_TX reach the router's veth only when an
       // XDP program runs there.
-      const routerIf = inNetns(this.router, () => ifIndex(`node-${name}`));
-      inNetns(this.router, () => xdp.attach(routerIf, this.vethPass(), 'native'));
+      this.vethPass.attach(this.router, `node-${name}`);
       ip('-n', ns, 'route', 'add', 'default', 'via', n.routerV4);
       ip('-n', ns, '-6', 'route', 'add', 'default', 'via', n.routerV6);
       const p = A.pods[name];
@@ -263,19 +265,6 @@ export class Testbed implements Disposable {
       this.processes.push(child);
       this.pods.push({ name: spec.name, node: spec.node, ns, v4, v6 });
     }
-  }
-
-  private passProgram: BpfProgram | undefined;
-
-  private vethPass(): BpfProgram {
-    if (!this.passProgram) {
-      using obj = BpfObject.open(bpfObjectPath('test/veth_pass'));
-      obj.load();
-      const prog = obj.program('veth_pass');
-      this.passProgram = prog;
-      this.topo.onDestroy('veth pass program', () => prog.close());
-    }
-    return this.passProgram;
   }
 
   /**

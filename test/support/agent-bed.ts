@@ -13,6 +13,7 @@ import { Session } from '../../control/topology/testbed.js';
 import { ip, run } from '../../control/topology/ip.js';
 import { addPod } from '../../control/topology/pods.js';
 import { Topology } from '../../control/topology/topology.js';
+import { VethPass } from '../../control/topology/veth-pass.js';
 import { distScript } from '../../control/paths.js';
 
 export const BED = {
@@ -41,6 +42,31 @@ export interface BedPod {
   ns: string;
   v4: string;
   v6: string;
+  /** Index of the node it runs on. */
+  node: number;
+}
+
+/**
+ * Addresses of node i (node 0 is BED.node): uplink /28s and pod /27s side by
+ * side, so every node's subnets are distinct and routable through the router.
+ */
+export function nodeAddresses(i: number) {
+  return {
+    name: `node-${String.fromCharCode(97 + i)}`,
+    v4: `198.51.100.${16 * i + 2}`,
+    v6: `2001:db8:${(0xa + i).toString(16)}::2`,
+    routerV4: `198.51.100.${16 * i + 1}`,
+    routerV6: `2001:db8:${(0xa + i).toString(16)}::1`,
+    podV4Gateway: `203.0.113.${32 * i + 1}`,
+    podV4: (k: number) => `203.0.113.${32 * i + 10 + k}`,
+    podV6Gateway: `2001:db8:${(0xa0 + i).toString(16)}::1`,
+    podV6: (k: number) => `2001:db8:${(0xa0 + i).toString(16)}::${(16 + k).toString(16)}`,
+  };
+}
+
+export interface BedOptions {
+  /** Nodes, each with its own uplink to the router (default 1). */
+  nodes?: number;
 }
 
 function sysctls(ns: string, ...settings: string[]): void {
@@ -58,16 +84,31 @@ const FORWARDING = [
 
 export class AgentBed {
   readonly topo = new Topology('xlba');
+  private readonly vethPass = new VethPass(this.topo);
   client = '';
   router = '';
+  /** The first node's namespace. */
   node = '';
+  /** Every node's namespace, by index. */
+  readonly nodes: string[] = [];
   readonly pods: BedPod[] = [];
 
-  /** Builds everything, or removes what it built and throws. */
-  static async create(podNames: readonly string[]): Promise<AgentBed> {
+  /**
+   * Builds everything, or removes what it built and throws. Pods go to the
+   * nodes in turn (`name` alone), or to the node given.
+   */
+  static async create(
+    pods: ReadonlyArray<string | { name: string; node: number }>,
+    options: BedOptions = {},
+  ): Promise<AgentBed> {
     const bed = new AgentBed();
     try {
-      await bed.build(podNames);
+      await bed.build(
+        pods.map((p, i) =>
+          typeof p === 'string' ? { name: p, node: i % (options.nodes ?? 1) } : p,
+        ),
+        options.nodes ?? 1,
+      );
       return bed;
     } catch (e) {
       bed.destroy();
@@ -75,13 +116,14 @@ export class AgentBed {
     }
   }
 
-  private async build(podNames: readonly string[]): Promise<void> {
+  private async build(
+    pods: ReadonlyArray<{ name: string; node: number }>,
+    nodeCount: number,
+  ): Promise<void> {
     const t = this.topo;
     this.client = t.addNamespace('client');
     this.router = t.addNamespace('router');
-    this.node = t.addNamespace('node');
     sysctls(this.router, ...FORWARDING);
-    sysctls(this.node, ...FORWARDING);
     t.addVeth(
       {
         ns: this.client,
@@ -98,35 +140,49 @@ export class AgentBed {
     run('ip', ['netns', 'exec', this.client, 'ethtool', '-K', 'eth0', 'tx', 'off']);
     ip('-n', this.client, 'route', 'add', 'default', 'via', BED.router.clientV4);
     ip('-n', this.client, '-6', 'route', 'add', 'default', 'via', BED.router.clientV6);
-    t.addVeth(
-      {
-        ns: this.router,
-        ifname: 'node',
-        addresses: [`${BED.router.nodeV4}/28`, `${BED.router.nodeV6}/64`],
-      },
-      { ns: this.node, ifname: 'eth0', addresses: [`${BED.node.v4}/28`, `${BED.node.v6}/64`] },
-    );
-    ip('-n', this.node, 'route', 'add', 'default', 'via', BED.router.nodeV4);
-    ip('-n', this.node, '-6', 'route', 'add', 'default', 'via', BED.router.nodeV6);
+    for (let i = 0; i < nodeCount; i++) {
+      const a = nodeAddresses(i);
+      const ns = t.addNamespace(i === 0 ? 'node' : `node${i}`);
+      this.nodes.push(ns);
+      sysctls(ns, ...FORWARDING);
+      t.addVeth(
+        {
+          ns: this.router,
+          ifname: i === 0 ? 'node' : `node${i}`,
+          addresses: [`${a.routerV4}/28`, `${a.routerV6}/64`],
+        },
+        { ns, ifname: 'eth0', addresses: [`${a.v4}/28`, `${a.v6}/64`] },
+      );
+      // Another node's traffic arrives encapsulated, sent with XDP_TX.
+      if (nodeCount > 1) this.vethPass.attach(this.router, i === 0 ? 'node' : `node${i}`);
+      ip('-n', ns, 'route', 'add', 'default', 'via', a.routerV4);
+      ip('-n', ns, '-6', 'route', 'add', 'default', 'via', a.routerV6);
+      ip('-n', ns, 'link', 'add', 'br0', 'type', 'bridge');
+      ip('-n', ns, 'addr', 'add', `${a.podV4Gateway}/27`, 'dev', 'br0');
+      ip('-n', ns, 'addr', 'add', `${a.podV6Gateway}/64`, 'dev', 'br0', 'nodad');
+      ip('-n', ns, 'link', 'set', 'br0', 'up');
+    }
+    this.node = this.nodes[0]!;
+    // Until BGP says otherwise, the VIPs are reached through the first node.
     ip('-n', this.router, 'route', 'add', BED.vipRangeV4, 'via', BED.node.v4);
     ip('-n', this.router, '-6', 'route', 'add', BED.vipRangeV6, 'via', BED.node.v6);
 
-    ip('-n', this.node, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', this.node, 'addr', 'add', `${BED.pods.v4Gateway}/27`, 'dev', 'br0');
-    ip('-n', this.node, 'addr', 'add', `${BED.pods.v6Gateway}/64`, 'dev', 'br0', 'nodad');
-    ip('-n', this.node, 'link', 'set', 'br0', 'up');
-    for (const [i, name] of podNames.entries()) {
-      const v4 = `${BED.pods.v4Base}${10 + i}`;
-      const v6 = `${BED.pods.v6Base}${(16 + i).toString(16)}`;
+    const perNode = new Map<number, number>();
+    for (const { name, node } of pods) {
+      const a = nodeAddresses(node);
+      const k = perNode.get(node) ?? 0;
+      perNode.set(node, k + 1);
+      const v4 = a.podV4(k);
+      const v6 = a.podV6(k);
       const { ns } = await addPod(t, {
         name,
-        nodeNs: this.node,
+        nodeNs: this.nodes[node]!,
         v4,
         v6,
-        v4Gateway: BED.pods.v4Gateway,
-        v6Gateway: BED.pods.v6Gateway,
+        v4Gateway: a.podV4Gateway,
+        v6Gateway: a.podV6Gateway,
       });
-      this.pods.push({ name, ns, v4, v6 });
+      this.pods.push({ name, ns, v4, v6, node });
     }
   }
 

@@ -3,7 +3,7 @@
 import { report, type Figure } from './results.js';
 
 const benchmarks: Record<string, () => Promise<{ run: () => Promise<Figure[]> }>> = {
-  bfd: () => import('./bfd.js'),
+  bgp: () => import('./bgp.js'),
   'control-plane': () => import('./control-plane.js'),
   datapath: () => import('./datapath.js'),
   maglev: () => import('./maglev.js'),

@@ -1,0 +1,230 @@
+// What the BGP benchmark runs against: the agent test topology (client ──
+// router ── node ── pods), BIRD in the router namespace exporting what it
+// learns to the router's kernel, and the real `xlb agent` on the node, either
+// in Kubernetes mode against the API server double (the leader allocates
+// addresses) or in standalone mode reading a manifest directory.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { parse, parseAllDocuments, stringify } from 'yaml';
+
+import { projectRoot } from '../../control/paths.js';
+import { ip } from '../../control/topology/ip.js';
+import { AgentBed, BED, POD_PORTS } from '../../test/support/agent-bed.js';
+import { pinCleanup, runCleanup, until } from '../../test/support/agent-harness.js';
+import { documents, nodeYaml, serviceYaml, sliceYaml } from '../../test/support/agent-manifests.js';
+import { AgentProcess } from '../../test/support/agent-process.js';
+import { ApiServer, type KubeObject } from '../../test/support/apiserver/index.js';
+import { kubeconfigYaml } from '../../test/support/kubectl.js';
+import { BirdProcess } from '../../test/support/bgp/bird.js';
+import { RouteMonitor } from './route-monitor.js';
+
+const ROUTER_AS = 64512;
+const NODE_AS = 64513;
+const PODS = ['web-1', 'web-2'];
+
+// The kernel protocol exports at once on every change (no scan wait): the
+// benchmark sees the router's FIB, not only BIRD's RIB.
+const BIRD_CONFIG = `
+router id ${BED.router.nodeV4};
+protocol device {}
+protocol kernel {
+  ipv4 { export all; };
+  merge paths yes;
+}
+protocol bgp node_a {
+  local ${BED.router.nodeV4} as ${ROUTER_AS};
+  neighbor ${BED.node.v4} as ${NODE_AS};
+  ipv4 { import all; export none; };
+}
+`;
+
+const BGP_MANIFESTS = documents(
+  stringify({
+    apiVersion: 'xlb.dev/v1alpha1',
+    kind: 'IPPool',
+    metadata: { name: 'public' },
+    spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
+  }),
+  stringify({
+    apiVersion: 'xlb.dev/v1alpha1',
+    kind: 'BGPPeer',
+    metadata: { name: 'tor' },
+    spec: {
+      peerAddress: BED.router.nodeV4,
+      peerASN: ROUTER_AS,
+      localASN: NODE_AS,
+      holdTime: 9,
+      connectRetryTime: 1,
+    },
+  }),
+  stringify({
+    apiVersion: 'xlb.dev/v1alpha1',
+    kind: 'BGPAdvertisement',
+    metadata: { name: 'public' },
+    spec: { ipPools: ['public'] },
+  }),
+);
+
+const CRD_FILES = ['ippool.yaml', 'bgppeer.yaml', 'bgpadvertisement.yaml'];
+const LEASE = 'xlb-leader';
+
+export type Mode = 'kubernetes' | 'standalone';
+
+/** The n-th VIP a standalone round writes into the Service's status: a fresh address each round. */
+export function vipFor(round: number): string {
+  if (round < 0 || round > 99) throw new Error(`round ${round} is outside 0..99`);
+  return `192.0.2.${140 + round}`;
+}
+
+interface Ingress {
+  ip?: string;
+}
+
+export class BgpBench {
+  bed: AgentBed | undefined;
+  bird: BirdProcess | undefined;
+  agent: AgentProcess | undefined;
+  monitor: RouteMonitor | undefined;
+  server: ApiServer | undefined;
+  dir = '';
+  pinDir = '';
+
+  private constructor(readonly mode: Mode) {}
+
+  /** Builds everything; on failure removes what it built and throws. */
+  static async create(mode: Mode): Promise<BgpBench> {
+    const b = new BgpBench(mode);
+    try {
+      await b.build();
+      return b;
+    } catch (e) {
+      await b.destroy().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async build(): Promise<void> {
+    this.bed = await AgentBed.create(PODS);
+    // The VIPs reach the node only through what the agent announces.
+    ip('-n', this.bed.router, 'route', 'del', BED.vipRangeV4);
+    this.bird = await BirdProcess.start(this.bed.router, BIRD_CONFIG);
+    this.monitor = await RouteMonitor.start(this.bed.router);
+    this.pinDir = `/sys/fs/bpf/xlb-bench-${this.bed.topo.tag}`;
+    this.dir = mkdtempSync(join(tmpdir(), 'xlb-bench-bgp-'));
+    const common = [
+      '--node-name',
+      'node-a',
+      '--uplink',
+      'eth0',
+      '--netns',
+      this.bed.node,
+      '--pin-dir',
+      this.pinDir,
+      '--metrics-address',
+      '127.0.0.1:0',
+      // info: AgentProcess waits for the 'serving /metrics' line.
+      '--log-level',
+      'info',
+    ];
+    if (this.mode === 'kubernetes') {
+      const server = (this.server = await ApiServer.start());
+      for (const file of CRD_FILES)
+        server.apply(
+          parse(
+            readFileSync(join(projectRoot(), 'charts', 'xlb', 'crds', file), 'utf8'),
+          ) as KubeObject,
+        );
+      for (const doc of parseAllDocuments(BGP_MANIFESTS)) {
+        const obj = doc.toJS() as KubeObject;
+        // The leader allocates from the pool here, so it must hand addresses out on its own.
+        if (obj.kind === 'IPPool') (obj.spec as Record<string, unknown>).autoAssign = true;
+        server.apply(obj);
+      }
+      server.apply(parse(nodeYaml('node-a', [BED.node.v4, BED.node.v6])) as KubeObject);
+      writeFileSync(join(this.dir, 'kubeconfig'), kubeconfigYaml(server.url), { mode: 0o600 });
+      this.agent = await AgentProcess.start([
+        ...common,
+        '--kubeconfig',
+        join(this.dir, 'kubeconfig'),
+        '--lease-namespace',
+        'default',
+        '--lease-name',
+        LEASE,
+        '--identity',
+        'xlb-node-a',
+        '--default-class',
+      ]);
+      await this.agent.waitReady();
+      await this.agent.line('leadership', (l) => l.component === 'k8s' && /^leading/.test(l.msg));
+    } else {
+      writeFileSync(join(this.dir, 'nodes.yaml'), nodeYaml('node-a', [BED.node.v4, BED.node.v6]));
+      writeFileSync(join(this.dir, 'bgp.yaml'), BGP_MANIFESTS);
+      this.agent = await AgentProcess.start([...common, '--manifests', this.dir]);
+      await this.agent.waitReady();
+    }
+    await until(
+      'BIRD to establish the session with the agent',
+      () => this.bird!.bgpState('node_a') === 'Established',
+      30_000,
+      50,
+    );
+  }
+
+  /**
+   * Kubernetes: creates the LoadBalancer Service `name` with no address (the
+   * leader allocates one). Standalone: writes it with `vip` in its status.
+   */
+  createService(name: string, vip: string): void {
+    const manifest = serviceYaml({
+      name,
+      vips: [vip],
+      ports: [{ name: 'http', port: 80, targetPort: POD_PORTS.http }],
+    });
+    if (this.server) {
+      const obj = parse(manifest) as KubeObject;
+      delete obj.status;
+      this.server.apply(obj);
+    } else writeFileSync(join(this.dir, 'service.yaml'), manifest);
+  }
+
+  /** Kubernetes: the address the leader wrote into the Service's status, once it has. */
+  allocated(name: string): Promise<string> {
+    return until(`Service ${name} to get an address in its status`, () => {
+      const status = this.server!.get('Service', name)?.status as
+        { loadBalancer?: { ingress?: Ingress[] } } | undefined;
+      return status?.loadBalancer?.ingress?.[0]?.ip;
+    });
+  }
+
+  /** The Service's EndpointSlice with both pods, or emptied. */
+  setSlice(service: string, withEndpoints: boolean): void {
+    const bed = this.bed!;
+    const manifest = sliceYaml({
+      name: `${service}-v4`,
+      service,
+      family: 4,
+      ports: [{ name: 'http', port: POD_PORTS.http }],
+      endpoints: withEndpoints
+        ? PODS.map((name) => ({ ip: bed.pod(name).v4, node: 'node-a', pod: name }))
+        : [],
+    });
+    if (this.server) this.server.apply(parse(manifest) as KubeObject);
+    else writeFileSync(join(this.dir, `slice-${service}.yaml`), manifest);
+  }
+
+  /** Stops and removes everything, each step also when one before failed. */
+  destroy(): Promise<void> {
+    const dir = this.dir;
+    return runCleanup([
+      ['stopping the agent', () => this.agent?.stop('SIGTERM').finally(() => this.agent?.kill())],
+      ['stopping ip monitor', () => this.monitor?.stop()],
+      ['stopping BIRD', () => this.bird?.stop()],
+      ...pinCleanup(this.pinDir),
+      ['removing the namespaces', () => this.bed?.destroy()],
+      ['stopping the API server', () => this.server?.close()],
+      dir === '' ? undefined : ['removing the manifests', () => rmSync(dir, { recursive: true })],
+    ]);
+  }
+}

@@ -39,6 +39,8 @@ export class AgentBgp {
     this.speaker = new BgpSpeaker({
       node: this.node(undefined),
       connect,
+      // BFD's UDP sockets belong in the uplink's namespace too.
+      ...(netns === undefined ? {} : { scope: <T>(fn: () => T): T => inNetns(netns, fn) }),
       registry,
       log: options.log,
     });

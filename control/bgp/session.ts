@@ -370,6 +370,21 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   }
 
   /**
+   * The BFD session tied to this one says the path to the peer failed (RFC
+   * 5882 section 4.3): resets the session without a NOTIFICATION (the peer
+   * cannot hear it), releases the peer's routes and backs off before trying
+   * again, as a lost TCP connection does. Does nothing without a connection
+   * that got as far as OPEN, or once stopped.
+   */
+  bfdDown(reason = 'BFD: the peer is unreachable'): void {
+    this.dropCandidate();
+    if (!['OpenSent', 'OpenConfirm', 'Established'].includes(this.fsm.state)) return;
+    // lastError says BFD, not "connection lost".
+    this.timerReason = { event: 'TcpConnectionFails', reason };
+    this.feed({ type: 'TcpConnectionFails', reason });
+  }
+
+  /**
    * Adds or replaces routes. Invalid ones are refused with the reason, the
    * rest go out at once if the session is up, or when it comes up.
    */

@@ -4,10 +4,12 @@
 // Level-triggered: every update() gets the whole configuration and the
 // node's announcements and applies only the difference. A peer whose new
 // configuration is invalid is reported and its running session kept as it
-// was; only sessions whose settings changed are rebuilt.
-import type net from 'node:net';
+// was; only sessions whose settings changed are rebuilt. A peer with BFD
+// enabled gets a BFD session (RFC 5880/5881) from the session's local
+// address; its going down resets the BGP session at once (RFC 5882).
+import net from 'node:net';
 
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 
 import type { Announcement } from '../model/types.js';
 import type { IPPool } from '../resources/ip-pool.js';
@@ -27,6 +29,7 @@ import {
   type SessionDefaults,
   type SpeakerNode,
 } from './config.js';
+import { BfdEndpoint, BfdState, Diag, type BfdSession, type SocketScope } from './bfd/index.js';
 import type { BgpListener } from './listener.js';
 import { BgpMetrics } from './metrics.js';
 import { BgpSession } from './session.js';
@@ -59,6 +62,11 @@ export interface BgpSpeakerOptions {
   sessionDefaults?: SessionDefaults;
   registry?: Registry;
   log?: Logger;
+  /**
+   * Runs the creation of BFD sockets; the agent enters the uplink's network
+   * namespace here, as its `connect` does for the sessions. Default: as is.
+   */
+  scope?: SocketScope;
 }
 
 /** Everything the speaker acts on; each call replaces the previous one whole. */
@@ -87,6 +95,15 @@ export interface SpeakerReport {
 interface Running {
   plan: PeerPlan;
   session: BgpSession;
+  /** Set while the plan enables BFD and its session could be started. */
+  bfd?: BfdSession;
+  bfdLocal?: string;
+}
+
+/** An endpoint per local address, shared by the peers using it. */
+interface SharedEndpoint {
+  endpoint: BfdEndpoint;
+  users: number;
 }
 
 function nameOf(raw: unknown): string {
@@ -101,6 +118,7 @@ export class BgpSpeaker {
   private readonly connect: PeerConnect;
   private readonly log: Logger;
   private readonly metrics: BgpMetrics | undefined;
+  private readonly endpoints = new Map<string, SharedEndpoint>();
   private stopped = false;
 
   constructor(private readonly options: BgpSpeakerOptions) {
@@ -108,6 +126,35 @@ export class BgpSpeaker {
     this.connect = options.connect ?? defaultPeerConnect;
     this.log = options.log ?? logger('bgp');
     this.metrics = options.registry === undefined ? undefined : new BgpMetrics(options.registry);
+    if (options.registry !== undefined) this.registerBfdMetric(options.registry);
+  }
+
+  /** xlb_bfd_session_up{peer}: 1 while a peer's BFD session is Up, 0 otherwise. */
+  private registerBfdMetric(registry: Registry): void {
+    const name = 'xlb_bfd_session_up';
+    if (registry.getSingleMetric(name) !== undefined) return;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    new Gauge({
+      name,
+      help: 'BFD session per BGP peer: 1 Up, 0 not Up (peers without BFD have no series)',
+      labelNames: ['peer'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [peer, bfd] of self.bfdSessions())
+          this.set({ peer }, bfd.state === BfdState.Up ? 1 : 0);
+      },
+    });
+  }
+
+  /** The BFD sessions running, by BGPPeer name. */
+  bfdSessions(): ReadonlyMap<string, BfdSession> {
+    return new Map(
+      [...this.running].flatMap(([name, r]) =>
+        r.bfd === undefined ? [] : [[name, r.bfd] as const],
+      ),
+    );
   }
 
   /** The sessions running, by BGPPeer name. */
@@ -163,7 +210,13 @@ export class BgpSpeaker {
     report.problems.push(...ads.problems);
     const wanted = wantedAddresses(input.announcements);
     const pools = indexPools(input.pools);
-    for (const [name, { session, plan }] of this.running) {
+    for (const [name, running] of this.running) {
+      const { session, plan } = running;
+      // Retried on every update until it starts (an address not yet there).
+      if (plan.bfd?.enabled === true && running.bfd === undefined) {
+        const problem = this.startBfd(running);
+        if (problem !== undefined) report.problems.push(problem);
+      }
       const routes = routesForPeer(plan.peerName, wanted, ads.advertisements, pools);
       const prefixes = new Set(routes.map((r) => r.prefix));
       const gone = session.routes().filter((p) => !prefixes.has(p));
@@ -218,6 +271,69 @@ export class BgpSpeaker {
     this.log.info({ peer: plan.name, address: plan.options.peerAddress }, 'BGP session started');
   }
 
+  /** Starts the BFD session of a running peer; the problem, if it cannot. */
+  private startBfd(r: Running): string | undefined {
+    const { plan, session } = r;
+    const bfd = plan.bfd!;
+    const { peerAddress, localAddress, nextHops } = plan.options;
+    const local = localAddress ?? (net.isIPv6(peerAddress) ? nextHops?.ipv6 : nextHops?.ipv4);
+    if (local === undefined) {
+      return (
+        `BGPPeer '${plan.name}': BFD not started: this node has no ` +
+        `${net.isIPv6(peerAddress) ? 'IPv6' : 'IPv4'} address to run it from`
+      );
+    }
+    let shared = this.endpoints.get(local);
+    try {
+      if (shared === undefined) {
+        shared = {
+          endpoint: new BfdEndpoint({
+            localAddress: local,
+            ...(this.options.scope === undefined ? {} : { scope: this.options.scope }),
+            log: this.log,
+          }),
+          users: 0,
+        };
+        this.endpoints.set(local, shared);
+      }
+      r.bfd = shared.endpoint.session({
+        peerAddress,
+        timing: {
+          desiredMinTxUs: bfd.minTxMs * 1000,
+          requiredMinRxUs: bfd.minRxMs * 1000,
+          detectMult: bfd.detectMultiplier,
+        },
+      });
+    } catch (e) {
+      if (shared !== undefined && shared.users === 0) this.releaseEndpoint(local);
+      return `BGPPeer '${plan.name}': BFD not started from ${local}: ${(e as Error).message}`;
+    }
+    shared.users++;
+    r.bfdLocal = local;
+    r.bfd.on('up', () => this.log.info({ peer: plan.name, peerAddress }, 'BFD session up'));
+    r.bfd.on('down', (diag) => {
+      const why = `BFD: peer ${peerAddress} unreachable (${Diag[diag] ?? `diagnostic ${diag}`})`;
+      this.log.warn({ peer: plan.name, diag: Diag[diag] }, 'BFD session down; resetting BGP');
+      session.bfdDown(why);
+    });
+    r.bfd.on('peerAdminDown', () =>
+      this.log.info(
+        { peer: plan.name, peerAddress },
+        'BFD taken down by the peer administratively; the BGP session is left alone',
+      ),
+    );
+    return undefined;
+  }
+
+  private releaseEndpoint(local: string): void {
+    const shared = this.endpoints.get(local);
+    if (shared === undefined) return;
+    shared.users--;
+    if (shared.users > 0) return;
+    this.endpoints.delete(local);
+    shared.endpoint.close();
+  }
+
   private close(name: string, why: string): void {
     const r = this.running.get(name);
     if (r === undefined) return;
@@ -229,7 +345,16 @@ export class BgpSpeaker {
     // graceful restart keeps a closed session's routes as stale otherwise.
     r.session.withdraw(r.session.routes());
     const done = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => r.session.stop(why))
+      .then(() => {
+        const stopped = r.session.stop(why);
+        // After the Cease has gone out, AdminDown: the peer must not take our
+        // leaving for a path failure (BIRD does while the BGP session is up).
+        if (r.bfd !== undefined) {
+          r.bfd.close({ notifyPeer: true });
+          this.releaseEndpoint(r.bfdLocal!);
+        }
+        return stopped;
+      })
       .catch((e: unknown) => {
         this.log.warn({ peer: name, err: e }, 'closing the BGP session failed');
       });

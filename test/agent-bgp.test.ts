@@ -8,60 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 
 import { ip } from '../control/topology/ip.js';
 import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
 import { metricValue, pinCleanup, runCleanup, until } from './support/agent-harness.js';
-import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
+import { nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
 import { AgentProcess } from './support/agent-process.js';
 import { BirdProcess } from './support/bgp/bird.js';
+import { bgpManifests, birdProtocol, birdRouterConfig, NODE_AS } from './support/bgp/router.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const VIP = '192.0.2.210';
-const ROUTER_AS = 64512;
-const NODE_AS = 64513;
-
-const BIRD_CONFIG = `
-router id ${BED.router.nodeV4};
-protocol device {}
-protocol kernel {
-  ipv4 { export all; };
-  merge paths yes;
-}
-protocol bgp node_a {
-  local ${BED.router.nodeV4} as ${ROUTER_AS};
-  neighbor ${BED.node.v4} as ${NODE_AS};
-  ipv4 { import all; export none; };
-}
-`;
-
-const BGP = documents(
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'IPPool',
-    metadata: { name: 'public' },
-    spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
-  }),
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'BGPPeer',
-    metadata: { name: 'tor' },
-    spec: {
-      peerAddress: BED.router.nodeV4,
-      peerASN: ROUTER_AS,
-      localASN: NODE_AS,
-      holdTime: 9,
-      connectRetryTime: 1,
-    },
-  }),
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'BGPAdvertisement',
-    metadata: { name: 'public' },
-    spec: { ipPools: ['public'], communities: ['64512:100'] },
-  }),
-);
 
 describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
   let bed: AgentBed | undefined;
@@ -90,7 +47,7 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
     bed = await AgentBed.create(['web-1', 'web-2']);
     // The VIPs are reachable only through BGP from here on.
     ip('-n', bed.router, 'route', 'del', BED.vipRangeV4);
-    bird = await BirdProcess.start(bed.router, BIRD_CONFIG);
+    bird = await BirdProcess.start(bed.router, birdRouterConfig());
     pinDir = `/sys/fs/bpf/xlb-test-${bed.topo.tag}`;
     dir = mkdtempSync(join(tmpdir(), 'xlb-agent-bgp-'));
     writeFileSync(
@@ -103,7 +60,7 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
     );
     writeFileSync(join(dir, 'slices.yaml'), slices(['web-1', 'web-2']));
     writeFileSync(join(dir, 'nodes.yaml'), nodeYaml('node-a', [BED.node.v4, BED.node.v6]));
-    writeFileSync(join(dir, 'bgp.yaml'), BGP);
+    writeFileSync(join(dir, 'bgp.yaml'), bgpManifests(0, { communities: ['64512:100'] }));
   });
 
   afterAll(() =>
@@ -134,7 +91,10 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
       'debug',
     ]);
     await agent.waitReady();
-    await until('BIRD to establish the session', () => bird!.bgpState('node_a') === 'Established');
+    await until(
+      'BIRD to establish the session',
+      () => bird!.bgpState(birdProtocol(0)) === 'Established',
+    );
     const route = await until('BIRD to learn the VIP', birdRoute);
     expect(route).toContain(`via ${BED.node.v4}`);
     expect(route).toMatch(/BGP\.community:\s+\(64512,100\)/);
@@ -163,6 +123,6 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
   it('withdraws everything when the agent stops', async () => {
     expect(await agent!.stop('SIGTERM')).toBe(0);
     await until('BIRD to lose the route', () => birdRoute() === undefined, 15_000, 50);
-    expect(bird!.bgpState('node_a')).not.toBe('Established');
+    expect(bird!.bgpState(birdProtocol(0))).not.toBe('Established');
   });
 });

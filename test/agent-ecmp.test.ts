@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 
 import { ip, run } from '../control/topology/ip.js';
 import { AgentBed, BED, nodeAddresses, POD_PORTS } from './support/agent-bed.js';
@@ -21,30 +20,12 @@ import { pinCleanup, runCleanup, until } from './support/agent-harness.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
 import { AgentProcess } from './support/agent-process.js';
 import { BirdProcess } from './support/bgp/bird.js';
+import { bgpManifests, birdRouterConfig } from './support/bgp/router.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const NODES = 3;
 const CLUSTER_VIP = '192.0.2.220';
 const LOCAL_VIP = '192.0.2.221';
-const ROUTER_AS = 64512;
-const NODE_AS = 64513;
-
-const birdConfig = (): string =>
-  [
-    `router id ${BED.router.nodeV4};`,
-    'protocol device {}',
-    // ECMP into the kernel: BIRD merges equal best paths into one multipath route.
-    'protocol kernel { ipv4 { export all; }; merge paths yes; }',
-    ...Array.from({ length: NODES }, (_, i) => {
-      const a = nodeAddresses(i);
-      return `protocol bgp node${i} {
-  local ${a.routerV4} as ${ROUTER_AS};
-  neighbor ${a.v4} as ${NODE_AS};
-  ipv4 { import all; export none; };
-}`;
-    }),
-    '',
-  ].join('\n');
 
 describe('three agents, one router: ECMP over BGP', () => {
   let bed: AgentBed | undefined;
@@ -90,24 +71,7 @@ describe('three agents, one router: ECMP over BGP', () => {
       ...Array.from({ length: NODES }, (_, i) =>
         nodeYaml(nodeAddresses(i).name, [nodeAddresses(i).v4, nodeAddresses(i).v6]),
       ),
-      stringify({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: 'public' },
-        spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
-      }),
-      stringify({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPPeer',
-        metadata: { name: 'tor' },
-        spec: { peerAddress: nodeAddresses(i).routerV4, peerASN: ROUTER_AS, localASN: NODE_AS },
-      }),
-      stringify({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPAdvertisement',
-        metadata: { name: 'public' },
-        spec: { ipPools: ['public'] },
-      }),
+      bgpManifests(i),
     );
 
   /** The next hops of the router's kernel route to `vip`, sorted. */
@@ -129,7 +93,7 @@ describe('three agents, one router: ECMP over BGP', () => {
       '-qw',
       'net.ipv4.fib_multipath_hash_policy=1',
     ]);
-    bird = await BirdProcess.start(bed.router, birdConfig());
+    bird = await BirdProcess.start(bed.router, birdRouterConfig(NODES));
     pinPrefix = `/sys/fs/bpf/xlb-test-${bed.topo.tag}`;
   });
 

@@ -7,65 +7,21 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { parse, parseAllDocuments, stringify } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 import { projectRoot } from '../../control/paths.js';
 import { ip } from '../../control/topology/ip.js';
 import { AgentBed, BED, POD_PORTS } from '../../test/support/agent-bed.js';
 import { pinCleanup, runCleanup, until } from '../../test/support/agent-harness.js';
-import { documents, nodeYaml, serviceYaml, sliceYaml } from '../../test/support/agent-manifests.js';
+import { nodeYaml, serviceYaml, sliceYaml } from '../../test/support/agent-manifests.js';
 import { AgentProcess } from '../../test/support/agent-process.js';
 import { ApiServer, type KubeObject } from '../../test/support/apiserver/index.js';
 import { kubeconfigYaml } from '../../test/support/kubectl.js';
 import { BirdProcess } from '../../test/support/bgp/bird.js';
+import { bgpManifests, birdProtocol, birdRouterConfig } from '../../test/support/bgp/router.js';
 import { RouteMonitor } from './route-monitor.js';
 
-const ROUTER_AS = 64512;
-const NODE_AS = 64513;
 const PODS = ['web-1', 'web-2'];
-
-// The kernel protocol exports at once on every change (no scan wait): the
-// benchmark sees the router's FIB, not only BIRD's RIB.
-const BIRD_CONFIG = `
-router id ${BED.router.nodeV4};
-protocol device {}
-protocol kernel {
-  ipv4 { export all; };
-  merge paths yes;
-}
-protocol bgp node_a {
-  local ${BED.router.nodeV4} as ${ROUTER_AS};
-  neighbor ${BED.node.v4} as ${NODE_AS};
-  ipv4 { import all; export none; };
-}
-`;
-
-const BGP_MANIFESTS = documents(
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'IPPool',
-    metadata: { name: 'public' },
-    spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
-  }),
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'BGPPeer',
-    metadata: { name: 'tor' },
-    spec: {
-      peerAddress: BED.router.nodeV4,
-      peerASN: ROUTER_AS,
-      localASN: NODE_AS,
-      holdTime: 9,
-      connectRetryTime: 1,
-    },
-  }),
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'BGPAdvertisement',
-    metadata: { name: 'public' },
-    spec: { ipPools: ['public'] },
-  }),
-);
 
 const CRD_FILES = ['ippool.yaml', 'bgppeer.yaml', 'bgpadvertisement.yaml'];
 const LEASE = 'xlb-leader';
@@ -109,7 +65,7 @@ export class BgpBench {
     this.bed = await AgentBed.create(PODS);
     // The VIPs reach the node only through what the agent announces.
     ip('-n', this.bed.router, 'route', 'del', BED.vipRangeV4);
-    this.bird = await BirdProcess.start(this.bed.router, BIRD_CONFIG);
+    this.bird = await BirdProcess.start(this.bed.router, birdRouterConfig());
     this.monitor = await RouteMonitor.start(this.bed.router);
     this.pinDir = `/sys/fs/bpf/xlb-bench-${this.bed.topo.tag}`;
     this.dir = mkdtempSync(join(tmpdir(), 'xlb-bench-bgp-'));
@@ -136,7 +92,7 @@ export class BgpBench {
             readFileSync(join(projectRoot(), 'charts', 'xlb', 'crds', file), 'utf8'),
           ) as KubeObject,
         );
-      for (const doc of parseAllDocuments(BGP_MANIFESTS)) {
+      for (const doc of parseAllDocuments(bgpManifests())) {
         const obj = doc.toJS() as KubeObject;
         // The leader allocates from the pool here, so it must hand addresses out on its own.
         if (obj.kind === 'IPPool') (obj.spec as Record<string, unknown>).autoAssign = true;
@@ -160,13 +116,13 @@ export class BgpBench {
       await this.agent.line('leadership', (l) => l.component === 'k8s' && /^leading/.test(l.msg));
     } else {
       writeFileSync(join(this.dir, 'nodes.yaml'), nodeYaml('node-a', [BED.node.v4, BED.node.v6]));
-      writeFileSync(join(this.dir, 'bgp.yaml'), BGP_MANIFESTS);
+      writeFileSync(join(this.dir, 'bgp.yaml'), bgpManifests());
       this.agent = await AgentProcess.start([...common, '--manifests', this.dir]);
       await this.agent.waitReady();
     }
     await until(
       'BIRD to establish the session with the agent',
-      () => this.bird!.bgpState('node_a') === 'Established',
+      () => this.bird!.bgpState(birdProtocol(0)) === 'Established',
       30_000,
       50,
     );

@@ -1,0 +1,68 @@
+// The top-of-rack router of the agent topology as BGP sees it: BIRD in the
+// router namespace peering with every node (exporting what it learns to the
+// router's kernel, merging equal paths into ECMP routes), and the manifests
+// that make the agents peer with it and announce the pool's addresses.
+import { stringify } from 'yaml';
+
+import { BED, nodeAddresses } from '../agent-bed.js';
+import { documents } from '../agent-manifests.js';
+
+export const ROUTER_AS = 64512;
+export const NODE_AS = 64513;
+
+/** BIRD's name for its session with node i. */
+export const birdProtocol = (i: number): string => `node${i}`;
+
+/**
+ * BIRD's configuration for `nodes` nodes. The kernel protocol exports every
+ * change at once, so the router's FIB follows BIRD's table without a scan.
+ */
+export function birdRouterConfig(nodes = 1): string {
+  return [
+    `router id ${BED.router.nodeV4};`,
+    'protocol device {}',
+    'protocol kernel { ipv4 { export all; }; merge paths yes; }',
+    ...Array.from({ length: nodes }, (_, i) => {
+      const a = nodeAddresses(i);
+      return `protocol bgp ${birdProtocol(i)} {
+  local ${a.routerV4} as ${ROUTER_AS};
+  neighbor ${a.v4} as ${NODE_AS};
+  ipv4 { import all; export none; };
+}`;
+    }),
+    '',
+  ].join('\n');
+}
+
+/**
+ * The IPPool `public` (the topology's VIP range), the BGPPeer `tor` (node
+ * i's side of the router) and a BGPAdvertisement of the pool.
+ */
+export function bgpManifests(node = 0, advertisement: { communities?: string[] } = {}): string {
+  return documents(
+    stringify({
+      apiVersion: 'xlb.dev/v1alpha1',
+      kind: 'IPPool',
+      metadata: { name: 'public' },
+      spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
+    }),
+    stringify({
+      apiVersion: 'xlb.dev/v1alpha1',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
+      spec: {
+        peerAddress: nodeAddresses(node).routerV4,
+        peerASN: ROUTER_AS,
+        localASN: NODE_AS,
+        holdTime: 9,
+        connectRetryTime: 1,
+      },
+    }),
+    stringify({
+      apiVersion: 'xlb.dev/v1alpha1',
+      kind: 'BGPAdvertisement',
+      metadata: { name: 'public' },
+      spec: { ipPools: ['public'], ...advertisement },
+    }),
+  );
+}

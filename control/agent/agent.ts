@@ -233,6 +233,8 @@ export class Agent {
       this.datapath.reconciler.onAttempt((attempt) =>
         this.guard('observe', () => this.onAttempt(attempt)),
       ),
+      // Routes follow the datapath: announced once it has been given the model.
+      this.datapath.reconciler.onAttempt(() => this.bgp?.flush()),
     );
     const pipeline = new Pipeline({
       store,

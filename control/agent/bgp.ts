@@ -30,7 +30,6 @@ export class AgentBgp {
   private lastProblems = '';
   private stopped = false;
   private pending: { store: ClusterStore; model: NodeModel } | undefined;
-  private timer: NodeJS.Immediate | undefined;
 
   constructor(private readonly options: AgentBgpOptions) {
     const { netns } = options;
@@ -47,28 +46,28 @@ export class AgentBgp {
   }
 
   /**
-   * Announces what `model` decides for this node, to the peers the store
-   * selects, on the next turn: the datapath gets the same model first (the
-   * pipeline submits it right after), and a burst of derivations makes one
-   * update, whose cost grows with the number of Services.
+   * Notes what `model` decides for this node; flush() announces it. The
+   * agent flushes after each reconcile attempt, so the datapath gets the
+   * model first and a burst of derivations makes one update (whose cost
+   * grows with the number of Services).
    */
   schedule(store: ClusterStore, model: NodeModel): void {
     this.pending = { store, model };
-    if (this.timer !== undefined) return;
-    this.timer = setImmediate(() => {
-      this.timer = undefined;
-      const next = this.pending;
-      this.pending = undefined;
-      if (next === undefined) return;
-      try {
-        this.update(next.store, next.model);
-      } catch (e) {
-        this.options.log.error(
-          { err: e },
-          'updating the BGP speaker failed; the next change retries',
-        );
-      }
-    });
+  }
+
+  /** Announces the model last scheduled, if any; failures are logged, and the next change retries. */
+  flush(): void {
+    const next = this.pending;
+    this.pending = undefined;
+    if (next === undefined) return;
+    try {
+      this.update(next.store, next.model);
+    } catch (e) {
+      this.options.log.error(
+        { err: e },
+        'updating the BGP speaker failed; the next change retries',
+      );
+    }
   }
 
   /** Announces what `model` decides for this node, to the peers the store selects. */
@@ -107,8 +106,7 @@ export class AgentBgp {
   /** Withdraws every route and closes the sessions. */
   stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== undefined) clearImmediate(this.timer);
-    this.timer = undefined;
+    this.pending = undefined;
     return this.speaker.stop();
   }
 

@@ -6,10 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BgpListener } from '../control/bgp/listener.js';
-import { BgpSession } from '../control/bgp/session.js';
 import { until } from './support/agent-harness.js';
 import { BirdProcess } from './support/bgp/bird.js';
 import { Cleanup, Recorder, recordingLog } from './support/bgp/harness.js';
+import { interopSession } from './support/bgp/interop.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
 
@@ -63,17 +63,9 @@ async function setUp(opts: { birdPassive: boolean; xlbPassive: boolean }) {
   // A listener in xlb's namespace, as the agent has on port 179.
   const server = link.listen(179);
   cleanup.add(() => new Promise((r) => server.close(r)));
-  const session = new BgpSession({
-    localAs: 65002,
-    peerAs: 65001,
-    routerId: XLB.v4,
-    peerAddress: PEER.v4,
-    holdTime: 9,
+  const session = interopSession(link, log, {
     passive: opts.xlbPassive,
-    nextHops: { ipv6: XLB.v6 },
     backoff: { initialMs: 100, maxMs: 1000, jitter: 0.25 },
-    connect: ({ host, port }) => link.connect(host, port),
-    log,
   });
   cleanup.add(() => session.stop());
   const listener = new BgpListener({ server, log });

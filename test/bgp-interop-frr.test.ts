@@ -4,10 +4,10 @@
 // FRR drop the session and the routes.
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { BgpSession } from '../control/bgp/session.js';
 import { until } from './support/agent-harness.js';
 import { FrrProcess } from './support/bgp/frr.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
+import { INTEROP_ROUTES, interopSession } from './support/bgp/interop.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
 
@@ -46,27 +46,11 @@ describe('interop with FRR', () => {
     const frr = await FrrProcess.start(link.peerNs, CONFIG);
     cleanup.add(() => frr.stop());
     const { log, lines } = recordingLog();
-    const session = new BgpSession({
-      localAs: 65002,
-      peerAs: 65001,
-      routerId: XLB.v4,
-      peerAddress: PEER.v4,
-      holdTime: 9,
-      nextHops: { ipv6: XLB.v6 },
-      backoff: { initialMs: 100, maxMs: 1000 },
-      connect: ({ host, port }) => link.connect(host, port),
-      log,
-    });
+    const session = interopSession(link, log);
     cleanup.add(() => session.stop());
     const context = () =>
       `xlb log:\n${lines.slice(-15).join('\n')}\nbgpd:\n${frr.log.slice(-2000)}`;
-    session.announce([
-      {
-        prefix: '203.0.113.10/32',
-        attributes: { med: 20, communities: ['65002:100'], largeCommunities: ['65002:1:2'] },
-      },
-      { prefix: '2001:db8:ff::10/128', attributes: { communities: ['65002:200'] } },
-    ]);
+    session.announce(INTEROP_ROUTES);
     session.start();
     await until(
       () => `Established (${context()})`,

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
+import { schemaProblems, type Schema as ApiSchema } from './support/apiserver/schema.js';
 import { parse } from 'yaml';
 import { z } from 'zod';
 
@@ -50,54 +51,9 @@ function load(file: string): { crd: Crd; root: Schema } {
   return { crd, root: crd.spec.versions[0]!.schema.openAPIV3Schema };
 }
 
-/** What the API server checks of a structural schema (strict field validation; no CEL). */
-function problems(schema: Schema, value: unknown, path = '<root>'): string[] {
-  const out: string[] = [];
-  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
-  switch (schema.type) {
-    case 'object':
-      if (!isObject) return [`${path}: not an object`];
-      break;
-    case 'array':
-      if (!Array.isArray(value)) return [`${path}: not an array`];
-      break;
-    case 'string':
-      if (typeof value !== 'string') return [`${path}: not a string`];
-      break;
-    case 'boolean':
-      if (typeof value !== 'boolean') return [`${path}: not a boolean`];
-      break;
-    case 'integer':
-      if (!Number.isInteger(value)) return [`${path}: not an integer`];
-      break;
-  }
-  if (schema.enum !== undefined && !schema.enum.includes(value)) out.push(`${path}: not in enum`);
-  if (
-    typeof value === 'string' &&
-    schema.minLength !== undefined &&
-    value.length < schema.minLength
-  )
-    out.push(`${path}: too short`);
-  if (typeof value === 'number') {
-    if (schema.minimum !== undefined && value < schema.minimum) out.push(`${path}: below minimum`);
-    if (schema.maximum !== undefined && value > schema.maximum) out.push(`${path}: above maximum`);
-  }
-  if (Array.isArray(value) && schema.items !== undefined)
-    for (const [i, item] of value.entries())
-      out.push(...problems(schema.items, item, `${path}[${i}]`));
-  if (isObject) {
-    const obj = value as Record<string, unknown>;
-    for (const key of schema.required ?? [])
-      if (!(key in obj)) out.push(`${path}.${key}: required`);
-    for (const [key, v] of Object.entries(obj)) {
-      const prop = schema.properties?.[key];
-      if (prop !== undefined) out.push(...problems(prop, v, `${path}.${key}`));
-      else if (typeof schema.additionalProperties === 'object')
-        out.push(...problems(schema.additionalProperties, v, `${path}.${key}`));
-      else if (schema.properties !== undefined) out.push(`${path}.${key}: unknown field`);
-    }
-  }
-  return out;
+/** What the API server says of `value` against the CRD's schema (strict field validation; no CEL). */
+function problems(schema: Schema, value: unknown): string[] {
+  return schemaProblems(value, schema as ApiSchema);
 }
 
 function unwrap(schema: z.ZodType): z.ZodType {

@@ -28,7 +28,7 @@ import { projectRoot } from '../control/paths.js';
 import { ClusterStore } from '../control/store/cluster-store.js';
 import { ApiServer, type KubeObject } from './support/apiserver/index.js';
 import { modelSchema } from './support/apiserver/model-schema.js';
-import { prune, validate } from './support/apiserver/schema.js';
+import { schemaProblems } from './support/apiserver/schema.js';
 import { helmPath } from './support/kubectl.js';
 
 const CHART = join(projectRoot(), 'charts', 'xlb');
@@ -102,10 +102,7 @@ const rulesOf = (o: KubeObject | undefined) => (o?.rules ?? []) as Rule[];
 /** What kube-apiserver's RBAC validation and the double's schema check say about an object. */
 function problems(o: KubeObject): string[] {
   const out: string[] = [];
-  const copy = structuredClone(o);
-  const schema = modelSchema(`V1${String(o.kind)}`);
-  out.push(...prune(copy, schema).map((f) => `unknown field ${f}`));
-  out.push(...validate(copy, schema, '').map((c) => `${c.field}: ${c.message}`));
+  out.push(...schemaProblems(o, modelSchema(`V1${String(o.kind)}`)));
   if (o.apiVersion !== 'rbac.authorization.k8s.io/v1') out.push(`apiVersion ${o.apiVersion}`);
   if (!o.metadata.name) out.push('metadata.name missing');
   const namespaced = o.kind === 'Role' || o.kind === 'RoleBinding';

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
+import { schemaProblems, type Schema as ApiSchema } from './support/apiserver/schema.js';
 import { parse } from 'yaml';
 import { z } from 'zod';
 
@@ -40,65 +41,9 @@ const root = (version['schema'] as { openAPIV3Schema: Schema }).openAPIV3Schema;
 const specSchema = root.properties!['spec']!;
 const statusSchema = root.properties!['status']!;
 
-/**
- * What the API server checks of a structural schema (with kubectl's default
- * strict field validation, unknown fields are errors). CEL rules are not
- * evaluated here.
- */
-function problems(schema: Schema, value: unknown, path = ''): string[] {
-  const out: string[] = [];
-  const at = path === '' ? '<root>' : path;
-  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
-  switch (schema.type) {
-    case 'object':
-      if (!isObject) return [`${at}: not an object`];
-      break;
-    case 'array':
-      if (!Array.isArray(value)) return [`${at}: not an array`];
-      break;
-    case 'string':
-      if (typeof value !== 'string') return [`${at}: not a string`];
-      break;
-    case 'boolean':
-      if (typeof value !== 'boolean') return [`${at}: not a boolean`];
-      break;
-    case 'integer':
-      if (!Number.isInteger(value)) return [`${at}: not an integer`];
-      break;
-  }
-  if (schema.enum !== undefined && !schema.enum.includes(value)) out.push(`${at}: not in enum`);
-  if (typeof value === 'string') {
-    if (schema.minLength !== undefined && value.length < schema.minLength)
-      out.push(`${at}: too short`);
-    if (schema.maxLength !== undefined && value.length > schema.maxLength)
-      out.push(`${at}: too long`);
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(value))
-      out.push(`${at}: does not match ${schema.pattern}`);
-    if (schema.format === 'date-time' && Number.isNaN(Date.parse(value)))
-      out.push(`${at}: not a date-time`);
-  }
-  if (typeof value === 'number' && schema.minimum !== undefined && value < schema.minimum)
-    out.push(`${at}: below minimum`);
-  if (Array.isArray(value)) {
-    if (schema.minItems !== undefined && value.length < schema.minItems)
-      out.push(`${at}: too few items`);
-    for (const [i, item] of value.entries())
-      if (schema.items !== undefined) out.push(...problems(schema.items, item, `${path}[${i}]`));
-  }
-  if (isObject) {
-    const obj = value as Record<string, unknown>;
-    for (const key of schema.required ?? [])
-      if (!(key in obj)) out.push(`${path === '' ? '' : `${path}.`}${key}: required`);
-    for (const [key, v] of Object.entries(obj)) {
-      const sub = `${path === '' ? '' : `${path}.`}${key}`;
-      const prop = schema.properties?.[key];
-      if (prop !== undefined) out.push(...problems(prop, v, sub));
-      else if (typeof schema.additionalProperties === 'object')
-        out.push(...problems(schema.additionalProperties, v, sub));
-      else if (schema.properties !== undefined) out.push(`${sub}: unknown field`);
-    }
-  }
-  return out;
+/** What the API server says of `value` against the CRD's schema (strict field validation; no CEL). */
+function problems(schema: Schema, value: unknown): string[] {
+  return schemaProblems(value, schema as ApiSchema);
 }
 
 /** The object's shape of a zod object schema, through optional/default wrappers. */

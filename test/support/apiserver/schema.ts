@@ -209,3 +209,16 @@ export function validate(v: unknown, s: Schema, path: string): Cause[] {
   }
   return causes;
 }
+
+/**
+ * What the API server says of `v` against a structural schema with strict
+ * field validation: unknown fields, then every validation failure. `v` is
+ * left as it was.
+ */
+export function schemaProblems(v: unknown, s: Schema): string[] {
+  const copy = structuredClone(v);
+  return [
+    ...prune(copy, s).map((f) => `unknown field ${f}`),
+    ...validate(copy, s, '').map((c) => `${c.field}: ${c.message}`),
+  ];
+}

@@ -10,18 +10,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ip } from '../control/topology/ip.js';
-import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
-import { metricValue, pinCleanup, runCleanup, until } from './support/agent-harness.js';
-import { nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
-import { AgentProcess } from './support/agent-process.js';
-import { BirdProcess } from './support/bgp/bird.js';
-import { bgpManifests, birdProtocol, birdRouterConfig, NODE_AS } from './support/bgp/router.js';
+import { ClusterBed, BED, POD_PORTS } from '../control/topology/cluster.js';
+import { metricValue, pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
+import { nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
+import { AgentProcess } from '../control/topology/agent-process.js';
+import { BirdProcess } from '../control/topology/bird.js';
+import {
+  bgpManifests,
+  birdProtocol,
+  birdRouterConfig,
+  NODE_AS,
+} from '../control/topology/bgp-router.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const VIP = '192.0.2.210';
 
 describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
-  let bed: AgentBed | undefined;
+  let bed: ClusterBed | undefined;
   let bird: BirdProcess | undefined;
   let agent: AgentProcess | undefined;
   let dir = '';
@@ -44,7 +49,7 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
 
   beforeAll(async () => {
     requirePrivileges('agent-bgp');
-    bed = await AgentBed.create(['web-1', 'web-2']);
+    bed = await ClusterBed.create(['web-1', 'web-2']);
     // The VIPs are reachable only through BGP from here on.
     ip('-n', bed.router, 'route', 'del', BED.vipRangeV4);
     bird = await BirdProcess.start(bed.router, birdRouterConfig());

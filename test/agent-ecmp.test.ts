@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ip, run } from '../control/topology/ip.js';
-import { AgentBed, BED, nodeAddresses, POD_PORTS } from './support/agent-bed.js';
-import { pinCleanup, runCleanup, until } from './support/agent-harness.js';
-import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
-import { AgentProcess } from './support/agent-process.js';
-import { BirdProcess } from './support/bgp/bird.js';
-import { bgpManifests, birdRouterConfig } from './support/bgp/router.js';
+import { ClusterBed, BED, nodeAddresses, POD_PORTS } from '../control/topology/cluster.js';
+import { pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
+import { documents, nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
+import { AgentProcess } from '../control/topology/agent-process.js';
+import { BirdProcess } from '../control/topology/bird.js';
+import { bgpManifests, birdRouterConfig } from '../control/topology/bgp-router.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const NODES = 3;
@@ -28,7 +28,7 @@ const CLUSTER_VIP = '192.0.2.220';
 const LOCAL_VIP = '192.0.2.221';
 
 describe('three agents, one router: ECMP over BGP', () => {
-  let bed: AgentBed | undefined;
+  let bed: ClusterBed | undefined;
   let bird: BirdProcess | undefined;
   const agents: (AgentProcess | undefined)[] = [];
   const dirs: string[] = [];
@@ -82,7 +82,7 @@ describe('three agents, one router: ECMP over BGP', () => {
 
   beforeAll(async () => {
     requirePrivileges('agent-ecmp');
-    bed = await AgentBed.create(['web-1', 'web-2', 'web-3'], { nodes: NODES });
+    bed = await ClusterBed.create(['web-1', 'web-2', 'web-3'], { nodes: NODES });
     ip('-n', bed.router, 'route', 'del', BED.vipRangeV4);
     // Hash on ports too, so one client's connections spread over the paths.
     run('ip', [

@@ -14,9 +14,9 @@ import { diffModel } from '../control/agent/model-changes.js';
 import type { Announcement, Decision } from '../control/model/index.js';
 import { startObserveServer } from '../control/observe/server.js';
 import type { Session } from '../control/topology/testbed.js';
-import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
-import { AgentProcess, runAgentCommand } from './support/agent-process.js';
-import { documents, nodeYaml, serviceYaml, sliceYaml } from './support/agent-manifests.js';
+import { ClusterBed, BED, POD_PORTS } from '../control/topology/cluster.js';
+import { AgentProcess, runAgentCommand } from '../control/topology/agent-process.js';
+import { documents, nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
 import {
   get,
   LogCapture,
@@ -24,7 +24,7 @@ import {
   pinCleanup,
   runCleanup,
   until,
-} from './support/agent-harness.js';
+} from '../control/topology/agent-harness.js';
 import { FakeDatapath } from './support/fake-datapath.js';
 import { requirePrivileges } from './support/privileged.js';
 
@@ -516,7 +516,7 @@ const VIP4 = '192.0.2.200';
 const VIP6 = '2001:db8:f::200';
 
 describe('xlb agent end to end (standalone mode)', () => {
-  let bed: AgentBed | undefined;
+  let bed: ClusterBed | undefined;
   let dir = '';
   let pinDir = '';
   let agent: AgentProcess | undefined;
@@ -572,7 +572,7 @@ describe('xlb agent end to end (standalone mode)', () => {
 
   beforeAll(async () => {
     requirePrivileges('agent');
-    bed = await AgentBed.create(['web-1', 'web-2']);
+    bed = await ClusterBed.create(['web-1', 'web-2']);
     pinDir = `/sys/fs/bpf/xlb-test-${bed.topo.tag}`;
     dir = mkdtempSync(join(tmpdir(), 'xlb-agent-e2e-'));
     writeFileSync(

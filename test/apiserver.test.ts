@@ -1,4 +1,4 @@
-// The Kubernetes API server double (test/support/apiserver) checked with the
+// The Kubernetes API server double (control/apiserver-double) checked with the
 // clients that will use it unmodified: @kubernetes/client-node (xlb's own
 // client) and the real kubectl 1.35 that scripts/setup.sh extracts.
 import { readFile } from 'node:fs/promises';
@@ -26,7 +26,7 @@ import {
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { projectRoot } from '../control/paths.js';
-import { ApiServer } from './support/apiserver/index.js';
+import { ApiServer } from '../control/apiserver-double/index.js';
 import { haveKubectl, kubectl, kubectlPath } from './support/kubectl.js';
 
 const CLEANUP = 'service.kubernetes.io/load-balancer-cleanup';

@@ -8,9 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { BfdEndpoint, BfdState, Diag, type BfdSession } from '../control/bgp/bfd/index.js';
 import { inNetns } from '../native/index.js';
-import { until } from './support/agent-harness.js';
+import { until } from '../control/topology/agent-harness.js';
 import { BfddProcess } from './support/bgp/bfd-frr.js';
-import { BirdProcess } from './support/bgp/bird.js';
+import { BirdProcess } from '../control/topology/bird.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';

@@ -19,7 +19,7 @@ import {
   type BfdSession,
   type ControlPacket,
 } from '../control/bgp/bfd/index.js';
-import { until } from './support/agent-harness.js';
+import { until } from '../control/topology/agent-harness.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 
 const cleanup = new Cleanup();

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { KEEPALIVE } from '../control/bgp/codec/message.js';
 import { endOfRibFamily } from '../control/bgp/codec/update.js';
-import { BirdProcess } from './support/bgp/bird.js';
+import { BirdProcess } from '../control/topology/bird.js';
 import { CAPTURE_OPEN, comparable, isUpdate, withdraws } from './support/bgp/capture.js';
 import { readFixture, writeFixture, type FixtureMessage } from './support/bgp/fixtures.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';

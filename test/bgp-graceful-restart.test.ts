@@ -20,8 +20,8 @@ import type { BgpMessage } from '../control/bgp/codec/message.js';
 import { capabilitiesOf, type OpenMessage } from '../control/bgp/codec/open.js';
 import { endOfRibFamily } from '../control/bgp/codec/update.js';
 import { BgpSession, type SessionOptions } from '../control/bgp/session.js';
-import { until } from './support/agent-harness.js';
-import { BirdProcess } from './support/bgp/bird.js';
+import { until } from '../control/topology/agent-harness.js';
+import { BirdProcess } from '../control/topology/bird.js';
 import {
   Cleanup,
   FAST,

@@ -6,8 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BgpListener } from '../control/bgp/listener.js';
-import { until } from './support/agent-harness.js';
-import { BirdProcess } from './support/bgp/bird.js';
+import { until } from '../control/topology/agent-harness.js';
+import { BirdProcess } from '../control/topology/bird.js';
 import { Cleanup, Recorder, recordingLog } from './support/bgp/harness.js';
 import { interopSession } from './support/bgp/interop.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';

@@ -4,7 +4,7 @@
 // FRR drop the session and the routes.
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { until } from './support/agent-harness.js';
+import { until } from '../control/topology/agent-harness.js';
 import { FrrProcess } from './support/bgp/frr.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { INTEROP_ROUTES, interopSession } from './support/bgp/interop.js';

@@ -4,7 +4,7 @@
 // removes them; stopping our speaker tears the session down.
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { until } from './support/agent-harness.js';
+import { until } from '../control/topology/agent-harness.js';
 import { GobgpProcess } from './support/bgp/gobgp.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { INTEROP_ROUTES, interopSession } from './support/bgp/interop.js';

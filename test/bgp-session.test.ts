@@ -18,7 +18,7 @@ import { shutdownMessage } from '../control/bgp/codec/notification.js';
 import { decodeLinkBandwidth } from '../control/bgp/communities.js';
 import { BgpListener } from '../control/bgp/listener.js';
 import { BgpSession, type SessionOptions } from '../control/bgp/session.js';
-import { until } from './support/agent-harness.js';
+import { until } from '../control/topology/agent-harness.js';
 import {
   Cleanup,
   FAST,

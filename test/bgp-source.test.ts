@@ -16,8 +16,8 @@ import {
   SOURCE_KINDS,
 } from '../control/k8s/source.js';
 import { ClusterStore } from '../control/store/cluster-store.js';
-import { until } from './support/agent-harness.js';
-import { ApiServer, type KubeObject } from './support/apiserver/index.js';
+import { until } from '../control/topology/agent-harness.js';
+import { ApiServer, type KubeObject } from '../control/apiserver-double/index.js';
 
 const crd = (file: string) =>
   parse(

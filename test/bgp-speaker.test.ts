@@ -13,8 +13,8 @@ import { LINK_BANDWIDTH_PER_ENDPOINT, type SpeakerNode } from '../control/bgp/co
 import { BgpSpeaker, type SpeakerInput } from '../control/bgp/speaker.js';
 import { deriveNode } from '../control/model/index.js';
 import { parseIPPool, type IPPool } from '../control/resources/ip-pool.js';
-import { until } from './support/agent-harness.js';
-import { BirdProcess } from './support/bgp/bird.js';
+import { until } from '../control/topology/agent-harness.js';
+import { BirdProcess } from '../control/topology/bird.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { node, service, slice } from './support/k8s-objects.js';

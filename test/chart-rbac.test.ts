@@ -26,9 +26,9 @@ import { requestAttributes } from '../control/k8s/request-attributes.js';
 import { KubernetesSource } from '../control/k8s/source.js';
 import { projectRoot } from '../control/paths.js';
 import { ClusterStore } from '../control/store/cluster-store.js';
-import { ApiServer, type KubeObject } from './support/apiserver/index.js';
-import { modelSchema } from './support/apiserver/model-schema.js';
-import { schemaProblems } from './support/apiserver/schema.js';
+import { ApiServer, type KubeObject } from '../control/apiserver-double/index.js';
+import { modelSchema } from '../control/apiserver-double/model-schema.js';
+import { schemaProblems } from '../control/apiserver-double/schema.js';
 import { helmPath } from './support/kubectl.js';
 
 const CHART = join(projectRoot(), 'charts', 'xlb');

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
-import { schemaProblems, type Schema as ApiSchema } from './support/apiserver/schema.js';
+import { schemaProblems, type Schema as ApiSchema } from '../control/apiserver-double/schema.js';
 import { parse } from 'yaml';
 import { z } from 'zod';
 

@@ -19,11 +19,11 @@ import { fromDatapathAddress } from '../control/datapath/address.js';
 import { uncoveredRequests } from '../control/k8s/permissions.js';
 import type { Family } from '../control/model/types.js';
 import { projectRoot } from '../control/paths.js';
-import { AgentBed, BED, POD_PORTS } from './support/agent-bed.js';
-import { metricValue, pinCleanup, runCleanup, until } from './support/agent-harness.js';
-import { nodeYaml, sliceYaml } from './support/agent-manifests.js';
-import { AgentProcess } from './support/agent-process.js';
-import { ApiServer, type KubeObject } from './support/apiserver/index.js';
+import { ClusterBed, BED, POD_PORTS } from '../control/topology/cluster.js';
+import { metricValue, pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
+import { nodeYaml, sliceYaml } from '../control/topology/manifests.js';
+import { AgentProcess } from '../control/topology/agent-process.js';
+import { ApiServer, type KubeObject } from '../control/apiserver-double/index.js';
 import { kubeconfigYaml, kubectl } from './support/kubectl.js';
 import { BpfMap } from '../native/index.js';
 import { requirePrivileges } from './support/privileged.js';
@@ -56,7 +56,7 @@ interface Ingress {
 
 describe('xlb agent end to end (Kubernetes mode, API server double)', () => {
   let server: ApiServer | undefined;
-  let bed: AgentBed | undefined;
+  let bed: ClusterBed | undefined;
   let agent: AgentProcess | undefined;
   let dir = '';
   let pinDir = '';
@@ -149,7 +149,7 @@ describe('xlb agent end to end (Kubernetes mode, API server double)', () => {
       spec: { addresses: [`${POOL[0]}-${POOL[1]}`], autoAssign: true, avoidBuggyIPs: false },
     });
     server.apply(parse(nodeYaml('node-a', [BED.node.v4, BED.node.v6])) as KubeObject);
-    bed = await AgentBed.create(['web-1', 'web-2']);
+    bed = await ClusterBed.create(['web-1', 'web-2']);
     pinDir = `/sys/fs/bpf/xlb-test-${bed.topo.tag}`;
     dir = mkdtempSync(join(tmpdir(), 'xlb-k8s-e2e-'));
     writeFileSync(join(dir, 'kubeconfig'), kubeconfigYaml(server.url), { mode: 0o600 });

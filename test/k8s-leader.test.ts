@@ -13,7 +13,7 @@ import {
   type LeaderElectionOptions,
 } from '../control/k8s/leader.js';
 import { microTime, readLeaseRecord, recordFingerprint } from '../control/k8s/lease-record.js';
-import { ApiServer } from './support/apiserver/index.js';
+import { ApiServer } from '../control/apiserver-double/index.js';
 
 const NS = 'xlb-system';
 const NAME = 'xlb-leader';

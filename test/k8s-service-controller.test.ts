@@ -36,7 +36,7 @@ import {
 import type { Logger } from '../control/observe/log.js';
 import type { IPPool } from '../control/resources/ip-pool.js';
 import { ClusterStore } from '../control/store/cluster-store.js';
-import { ApiServer, type KubeObject } from './support/apiserver/index.js';
+import { ApiServer, type KubeObject } from '../control/apiserver-double/index.js';
 import { haveKubectl, kubectl, kubectlPath } from './support/kubectl.js';
 
 const XLB = 'xlb.dev/xlb';

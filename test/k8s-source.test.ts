@@ -15,7 +15,7 @@ import { KubernetesSource, type KubernetesSourceOptions } from '../control/k8s/s
 import { LAST_APPLIED_ANNOTATION } from '../control/k8s/strip.js';
 import type { ResourceKind } from '../control/resources/kinds.js';
 import { ClusterStore, type StoreChanges } from '../control/store/cluster-store.js';
-import { ApiServer, type KubeObject } from './support/apiserver/index.js';
+import { ApiServer, type KubeObject } from '../control/apiserver-double/index.js';
 
 const CRD = parse(
   readFileSync(join(import.meta.dirname, '..', 'charts', 'xlb', 'crds', 'ippool.yaml'), 'utf8'),

@@ -11,14 +11,14 @@ import { parse, parseAllDocuments } from 'yaml';
 
 import { projectRoot } from '../../control/paths.js';
 import { ip } from '../../control/topology/ip.js';
-import { AgentBed, BED, POD_PORTS } from '../../test/support/agent-bed.js';
-import { pinCleanup, runCleanup, until } from '../../test/support/agent-harness.js';
-import { nodeYaml, serviceYaml, sliceYaml } from '../../test/support/agent-manifests.js';
-import { AgentProcess } from '../../test/support/agent-process.js';
-import { ApiServer, type KubeObject } from '../../test/support/apiserver/index.js';
+import { ClusterBed, BED, POD_PORTS } from '../../control/topology/cluster.js';
+import { pinCleanup, runCleanup, until } from '../../control/topology/agent-harness.js';
+import { nodeYaml, serviceYaml, sliceYaml } from '../../control/topology/manifests.js';
+import { AgentProcess } from '../../control/topology/agent-process.js';
+import { ApiServer, type KubeObject } from '../../control/apiserver-double/index.js';
 import { kubeconfigYaml } from '../../test/support/kubectl.js';
-import { BirdProcess } from '../../test/support/bgp/bird.js';
-import { bgpManifests, birdProtocol, birdRouterConfig } from '../../test/support/bgp/router.js';
+import { BirdProcess } from '../../control/topology/bird.js';
+import { bgpManifests, birdProtocol, birdRouterConfig } from '../../control/topology/bgp-router.js';
 import { RouteMonitor } from './route-monitor.js';
 
 const PODS = ['web-1', 'web-2'];
@@ -39,7 +39,7 @@ interface Ingress {
 }
 
 export class BgpBench {
-  bed: AgentBed | undefined;
+  bed: ClusterBed | undefined;
   bird: BirdProcess | undefined;
   agent: AgentProcess | undefined;
   monitor: RouteMonitor | undefined;
@@ -62,7 +62,7 @@ export class BgpBench {
   }
 
   private async build(): Promise<void> {
-    this.bed = await AgentBed.create(PODS);
+    this.bed = await ClusterBed.create(PODS);
     // The VIPs reach the node only through what the agent announces.
     ip('-n', this.bed.router, 'route', 'del', BED.vipRangeV4);
     this.bird = await BirdProcess.start(this.bed.router, birdRouterConfig());

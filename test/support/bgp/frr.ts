@@ -7,7 +7,7 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { until } from '../agent-harness.js';
+import { until } from '../../../control/topology/agent-harness.js';
 
 function frrIds(): { uid: number; gid: number } {
   const id = (flag: string) =>

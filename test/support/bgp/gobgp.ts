@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { until } from '../agent-harness.js';
+import { until } from '../../../control/topology/agent-harness.js';
 
 const API_PORT = 50051;
 

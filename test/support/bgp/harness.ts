@@ -12,7 +12,7 @@ import { buildOpen, type OpenMessage } from '../../../control/bgp/codec/open.js'
 import type { UpdateMessage } from '../../../control/bgp/codec/update.js';
 import type { State } from '../../../control/bgp/fsm.js';
 import type { BgpSession, NotificationEvent } from '../../../control/bgp/session.js';
-import { until } from '../agent-harness.js';
+import { until } from '../../../control/topology/agent-harness.js';
 import { RawPeer } from './raw-peer.js';
 
 /** A pino logger that keeps its lines (for failure messages) instead of printing them. */

@@ -10,7 +10,7 @@ import {
   type BgpMessage,
 } from '../../../control/bgp/codec/message.js';
 import { MessageFramer } from '../../../control/bgp/framer.js';
-import { until } from '../agent-harness.js';
+import { until } from '../../../control/topology/agent-harness.js';
 
 export class RawPeer {
   /** Every whole message received, as bytes. */

@@ -8,13 +8,13 @@
 // later). Pods run pod-server; the client runs probe.js.
 import { spawn, type ChildProcess } from 'node:child_process';
 
-import type { PodAnswer } from '../../control/topology/pod-server.js';
-import { Session } from '../../control/topology/testbed.js';
-import { ip, run } from '../../control/topology/ip.js';
-import { addPod } from '../../control/topology/pods.js';
-import { Topology } from '../../control/topology/topology.js';
-import { VethPass } from '../../control/topology/veth-pass.js';
-import { distScript } from '../../control/paths.js';
+import type { PodAnswer } from './pod-server.js';
+import { Session } from './testbed.js';
+import { ip, run } from './ip.js';
+import { addPod } from './pods.js';
+import { Topology } from './topology.js';
+import { VethPass } from './veth-pass.js';
+import { distScript } from '../paths.js';
 
 export const BED = {
   client: { v4: '192.0.2.10', v6: '2001:db8:c::10' },
@@ -35,9 +35,9 @@ export const BED = {
   vipRangeV6: '2001:db8:f::/64',
 } as const;
 
-export { POD_PORTS } from '../../control/topology/pods.js';
+export { POD_PORTS } from './pods.js';
 
-export interface BedPod {
+export interface ClusterPod {
   name: string;
   ns: string;
   v4: string;
@@ -64,7 +64,7 @@ export function nodeAddresses(i: number) {
   };
 }
 
-export interface BedOptions {
+export interface ClusterOptions {
   /** Nodes, each with its own uplink to the router (default 1). */
   nodes?: number;
 }
@@ -82,7 +82,7 @@ const FORWARDING = [
   'net.ipv4.conf.default.rp_filter=0',
 ];
 
-export class AgentBed {
+export class ClusterBed {
   readonly topo = new Topology('xlba');
   private readonly vethPass = new VethPass(this.topo);
   client = '';
@@ -91,7 +91,7 @@ export class AgentBed {
   node = '';
   /** Every node's namespace, by index. */
   readonly nodes: string[] = [];
-  readonly pods: BedPod[] = [];
+  readonly pods: ClusterPod[] = [];
 
   /**
    * Builds everything, or removes what it built and throws. Pods go to the
@@ -99,9 +99,9 @@ export class AgentBed {
    */
   static async create(
     pods: ReadonlyArray<string | { name: string; node: number }>,
-    options: BedOptions = {},
-  ): Promise<AgentBed> {
-    const bed = new AgentBed();
+    options: ClusterOptions = {},
+  ): Promise<ClusterBed> {
+    const bed = new ClusterBed();
     try {
       await bed.build(
         pods.map((p, i) =>
@@ -186,7 +186,7 @@ export class AgentBed {
     }
   }
 
-  pod(name: string): BedPod {
+  pod(name: string): ClusterPod {
     const p = this.pods.find((x) => x.name === name);
     if (!p) throw new Error(`no pod named ${name}`);
     return p;

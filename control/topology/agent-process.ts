@@ -3,7 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 
-import { distScript } from '../../control/paths.js';
+import { distScript } from '../paths.js';
 import { get, until, type LogLine } from './agent-harness.js';
 
 const CLI = distScript('control/cli/main.js');

@@ -4,8 +4,8 @@
 // that make the agents peer with it and announce the pool's addresses.
 import { stringify } from 'yaml';
 
-import { BED, nodeAddresses } from '../agent-bed.js';
-import { documents } from '../agent-manifests.js';
+import { BED, nodeAddresses } from './cluster.js';
+import { documents } from './manifests.js';
 
 export const ROUTER_AS = 64512;
 export const NODE_AS = 64513;

@@ -159,7 +159,7 @@ colour: blue
       ),
     );
     expect(lines).toEqual([
-      "  /etc/xlb/agent.yaml: unknown setting 'colour': the file takes nodeName, uplink, netns, manifests, kubeconfig, leaseNamespace, leaseName, identity, pinDir, hashSeed, mtu, nodeIPv4, nodeIPv6, loadBalancerClass, defaultClass, metricsAddress, logLevel",
+      "  /etc/xlb/agent.yaml: unknown setting 'colour': the file takes nodeName, uplink, netns, manifests, kubeconfig, leaseNamespace, leaseName, identity, pinDir, hashSeed, mtu, nodeIPv4, nodeIPv6, loadBalancerClass, defaultClass, metricsAddress, logLevel, bgpStop",
       expect.stringMatching(/^ {2}uplink in \/etc\/xlb\/agent.yaml: .*1 to 15 characters/),
       expect.stringMatching(/^ {2}pinDir in \/etc\/xlb\/agent.yaml: .*directory of its own/),
       "  --hash-seed: 'seed' is not valid: the hash seed (decimal or 0x hex) is an integer from 0 to 4294967295",

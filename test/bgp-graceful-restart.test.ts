@@ -1,7 +1,8 @@
 // Graceful restart (RFC 4724) as the restarting speaker. Against a raw peer:
 // the OPEN carries the capability with our restart time and the forwarding
 // bit, the Restart State bit only in the first OPEN after a restart, and
-// End-of-RIB waits for ribComplete(). Against BIRD 2: our speaker dies
+// End-of-RIB waits for ribComplete(); a graceful stop closes without a
+// NOTIFICATION only when the peer advertised the capability too. Against BIRD 2: our speaker dies
 // without a NOTIFICATION, BIRD keeps its routes as stale, a new speaker
 // comes up within the restart time, re-announced routes are fresh again and
 // the rest leave after our End-of-RIB.
@@ -26,6 +27,7 @@ import {
   Cleanup,
   FAST,
   handshake,
+  peerOpen,
   RawServer,
   Recorder,
   recordingLog,
@@ -132,6 +134,60 @@ describe('graceful restart against a raw peer', () => {
         }),
     ).toThrow(/0\.\.4095/);
   });
+  it('a graceful stop closes without a NOTIFICATION only when the peer advertised graceful restart', async () => {
+    const stopOnce = async (host: string, local: string, peerGr: boolean) => {
+      const server = await RawServer.start(host, cleanup);
+      const session = new BgpSession({
+        localAs: 65002,
+        peerAs: 65001,
+        routerId: '192.0.2.37',
+        peerAddress: host,
+        peerPort: server.port,
+        localAddress: local,
+        families: ['ipv4'],
+        gracefulRestart: { restartTimeSeconds: 120 },
+        log: recordingLog().log,
+        ...FAST,
+      });
+      cleanup.add(() => session.stop());
+      session.announce([{ prefix: '203.0.113.42/32' }]);
+      session.start();
+      const peer = await server.next();
+      const open = peerOpen();
+      await handshake(
+        peer,
+        peerGr
+          ? {
+              ...open,
+              parameters: [
+                {
+                  kind: 'capabilities',
+                  capabilities: [
+                    ...capabilitiesOf(open),
+                    { kind: 'gracefulRestart', flags: 0, restartTime: 90, families: [] },
+                  ],
+                },
+              ],
+            }
+          : open,
+      );
+      await peer.waitFor('route and End-of-RIB', (m) => m.type === 'update', 2);
+      expect(session.gracefulRestartNegotiated).toBe(peerGr);
+      await session.stop('agent restarting', { graceful: true });
+      await peer.waitClosed();
+      expect(session.state).toBe('Idle');
+      return peer.messages().slice(-1)[0]!;
+    };
+    // Graceful restart on both sides: the connection just closes, the route stays announced.
+    expect(describeEor(await stopOnce('127.0.0.86', '127.0.0.87', true))).toBe('ipv4');
+    // The peer did not advertise it: a Cease, which makes it flush our routes.
+    expect(await stopOnce('127.0.0.88', '127.0.0.89', false)).toMatchObject({
+      type: 'notification',
+      code: 6,
+      subcode: 2,
+    });
+  });
+
   it('sends End-of-RIB after the restart time when ribComplete() never comes', async () => {
     const server = await RawServer.start('127.0.0.35', cleanup);
     const session = new BgpSession({

@@ -15,7 +15,9 @@ import {
 import { capabilitiesOf, type OpenMessage } from '../control/bgp/codec/open.js';
 import { endOfRibFamily, type UpdateMessage } from '../control/bgp/codec/update.js';
 import { shutdownMessage } from '../control/bgp/codec/notification.js';
+import { MessageType } from '../control/bgp/codec/header.js';
 import { decodeLinkBandwidth } from '../control/bgp/communities.js';
+import { MessageFramer } from '../control/bgp/framer.js';
 import { BgpListener } from '../control/bgp/listener.js';
 import { BgpSession, type SessionOptions } from '../control/bgp/session.js';
 import { until } from '../control/topology/agent-harness.js';
@@ -289,6 +291,66 @@ describe('BGP session against a raw peer', () => {
     expect(rec.released).toBe(1);
     // And it comes back.
     await server.next();
+  });
+
+  it('sends keepalives at the configured keepaliveTime, capped at a third of the negotiated hold time', async () => {
+    /** Arrival times of the KEEPALIVEs after Established, read off the wire. */
+    const keepalivesAfterEstablished = async (
+      host: string,
+      local: string,
+      over: Partial<SessionOptions>,
+      peerHoldTime: number,
+    ): Promise<number[]> => {
+      const { server, session, rec } = await activePair(host, local, over);
+      session.start();
+      const peer = await server.next();
+      const times: number[] = [];
+      const framer = new MessageFramer();
+      peer.socket.on('data', (chunk: Buffer) => {
+        for (const f of framer.push(chunk))
+          if (f.ok && f.header.type === MessageType.Keepalive) times.push(Date.now());
+      });
+      await handshake(peer, peerOpen({ holdTime: peerHoldTime }));
+      // The peer keeps our hold timer from expiring meanwhile.
+      const ticking = setInterval(() => peer.send(KEEPALIVE), 500);
+      cleanup.add(() => clearInterval(ticking));
+      await rec.waitState('Established');
+      const from = times.length;
+      await until('three more KEEPALIVEs', () => times.length >= from + 3, 8_000, 5);
+      clearInterval(ticking);
+      return times.slice(from);
+    };
+    const gaps = (t: number[]) => t.slice(1).map((x, i) => x - t[i]!);
+
+    // Configured 1 s under a 90 s hold time: every 0.75-1 s (jitter takes up to a quarter off).
+    const configured = gaps(
+      await keepalivesAfterEstablished(
+        '127.0.0.81',
+        '127.0.0.82',
+        { holdTime: 90, keepaliveTime: 1 },
+        90,
+      ),
+    );
+    for (const g of configured) {
+      expect(g, `gaps ${configured.join(', ')}`).toBeGreaterThanOrEqual(700);
+      expect(g, `gaps ${configured.join(', ')}`).toBeLessThan(1_400);
+    }
+    // Configured 20 s, but the peer offers a 3 s hold time: a third of that wins.
+    const capped = gaps(
+      await keepalivesAfterEstablished(
+        '127.0.0.83',
+        '127.0.0.84',
+        { holdTime: 90, keepaliveTime: 20 },
+        3,
+      ),
+    );
+    for (const g of capped) {
+      expect(g, `gaps ${capped.join(', ')}`).toBeGreaterThanOrEqual(700);
+      expect(g, `gaps ${capped.join(', ')}`).toBeLessThan(1_400);
+    }
+    expect(() => makeSession({ peerAddress: '127.0.0.85', keepaliveTime: 0 })).toThrow(
+      /keepalive time 0 s: must be an integer in 1\.\.65535/,
+    );
   });
 
   it('backs off exponentially, with a cap, while the peer refuses connections', async () => {

@@ -176,6 +176,23 @@ describe('the chart grants exactly permissions.ts', () => {
     ).toBe(sa?.metadata.name);
   });
 
+  it('grants Secrets through the Role in the release namespace only: list and watch, no ClusterRole rule', async () => {
+    const r = await helmTemplate('edge', 'bgp-system');
+    const mentions = (role: KubeObject | undefined) =>
+      rulesOf(role).filter((rule) => rule.resources?.some((res) => res.startsWith('secrets')));
+    expect(mentions(r.byKind('ClusterRole')[0])).toEqual([]);
+    const [role] = r.byKind('Role');
+    expect(role?.metadata.namespace).toBe('bgp-system');
+    expect(mentions(role)).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] },
+    ]);
+    const secrets = agentPermissions().filter((p) => p.resource === 'secrets');
+    expect(secrets).toEqual([
+      expect.objectContaining({ scope: 'releaseNamespace', verbs: ['list', 'watch'] }),
+    ]);
+    expect(secrets[0]!.resourceNames).toBeUndefined();
+  });
+
   it('renders objects kube-apiserver would accept', async () => {
     const r = await helmTemplate('xlb', 'kube-system');
     const rbac = r.all.filter((o) => RBAC_KINDS.includes(o.kind ?? ''));
@@ -232,6 +249,7 @@ describe('the DaemonSet', () => {
       'leaderElection.leaseName=edge-lease',
       'defaultClass=true',
       'interface=bond0',
+      'bgp.stop=withdraw',
     ]);
     const [ds] = r.byKind('DaemonSet');
     const container = (
@@ -263,6 +281,7 @@ describe('the DaemonSet', () => {
       identity: 'edge-x2k9f',
       defaultClass: true,
       metricsAddress: { host: '0.0.0.0', port: 9597 },
+      bgpStop: 'withdraw',
     });
     const [role] = r.byKind('Role');
     expect(rulesOf(role).flatMap((rule) => rule.resourceNames ?? [])).toContain(settings.leaseName);
@@ -333,6 +352,8 @@ describe('uncoveredRequests', () => {
       req('POST', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`),
       req('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${DEFAULT_LEASE_NAME}`),
       req('PUT', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${DEFAULT_LEASE_NAME}`),
+      req('GET', `/api/v1/namespaces/${ns}/secrets?limit=500`),
+      req('GET', `/api/v1/namespaces/${ns}/secrets?watch=true&resourceVersion=7`),
       req('GET', '/api'),
       req('GET', '/apis/xlb.dev/v1alpha1'),
       req('GET', '/version'),
@@ -345,6 +366,13 @@ describe('uncoveredRequests', () => {
       req('PATCH', '/api/v1/nodes/node-a/status'),
       req('GET', '/api/v1/namespaces/default/pods'),
       req('GET', '/api/v1/namespaces/default/secrets/token'),
+      // Secrets: list and watch in the release namespace only; never all namespaces, never write.
+      req('GET', '/api/v1/secrets?limit=500'),
+      req('GET', '/api/v1/secrets?watch=true'),
+      req('GET', '/api/v1/namespaces/default/secrets'),
+      req('GET', `/api/v1/namespaces/${ns}/secrets/bgp-auth`),
+      req('PUT', `/api/v1/namespaces/${ns}/secrets/bgp-auth`),
+      req('POST', `/api/v1/namespaces/${ns}/secrets`),
       req('PUT', '/api/v1/namespaces/default/status'),
       req('PUT', '/apis/xlb.dev/v1alpha1/ippools/default'), // spec is the user's
       req('DELETE', '/apis/xlb.dev/v1alpha1/ippools/default'),
@@ -399,6 +427,7 @@ describe('uncoveredRequests', () => {
       const source = new KubernetesSource({
         kubeConfig: server.kubeConfig(),
         store: new ClusterStore(),
+        secretNamespace: ns,
         backoff: { initialMs: 10, maxMs: 50, jitter: 0 },
         log,
       });
@@ -448,13 +477,15 @@ describe('uncoveredRequests', () => {
         'watch ippools',
         'create leases',
         'update leases',
+        'list secrets',
+        'watch secrets',
       ])
         expect(verbs).toContain(v);
       expect(uncoveredRequests(sent, { namespace: ns })).toEqual([]);
       // In another release namespace, the Lease requests would be refused.
       const elsewhere = uncoveredRequests(sent, { namespace: 'other' });
       expect(elsewhere.length).toBeGreaterThan(0);
-      expect(elsewhere.every((r) => r.resource === 'leases')).toBe(true);
+      expect(new Set(elsewhere.map((r) => r.resource))).toEqual(new Set(['leases', 'secrets']));
     });
   });
 });

@@ -14,9 +14,12 @@
 // again only where it changed), so a step that fails (and is logged and
 // counted) is repaired by the next change or the loop's retry, never by
 // replaying what was missed. Stopping leaves the datapath attached and
-// pinned: the next agent adopts it without a gap in traffic.
+// pinned: the next agent adopts it without a gap in traffic; BGP peers that
+// negotiated graceful restart keep our routes meanwhile (--bgp-stop), and an
+// agent that took over a running datapath tells them it restarted.
 import { ClusterStore } from '../store/cluster-store.js';
 import { StandaloneSource } from '../standalone/source.js';
+import { storeSecretLookup } from '../store/secret-lookup.js';
 import type { ModelUpdate, NodeModel } from '../model/index.js';
 import { logger, type Logger } from '../observe/log.js';
 import { startObserveServer, type ObserveServer, type Readiness } from '../observe/server.js';
@@ -226,6 +229,13 @@ export class Agent {
       netns: s.netns,
       addresses: resolved.settings,
       log: this.makeLogger('bgp'),
+      // A datapath found running means an agent ran before us: a graceful
+      // restart, with forwarding preserved (adopted: as it ran; upgraded: the
+      // old one forwards until the new one holds the model).
+      ...(this.datapath.origin === 'installed' ? {} : { restart: { forwardingPreserved: true } }),
+      stopMode: s.bgpStop ?? 'graceful',
+      // MD5 passwords come from Secrets in the agent's own namespace only.
+      secrets: storeSecretLookup(store, s.leaseNamespace),
     });
 
     this.phase = 'reconciling';
@@ -234,7 +244,7 @@ export class Agent {
         this.guard('observe', () => this.onAttempt(attempt)),
       ),
       // Routes follow the datapath: announced once it has been given the model.
-      this.datapath.reconciler.onAttempt(() => this.bgp?.flush()),
+      this.datapath.reconciler.onAttempt((attempt) => this.bgp?.flush(attempt.ok)),
     );
     const pipeline = new Pipeline({
       store,
@@ -256,6 +266,7 @@ export class Agent {
       directory: this.settings.manifests,
       store,
       log: this.sourceLog,
+      secretNamespace: this.settings.leaseNamespace,
       ...(this.deps.debounceMs !== undefined ? { debounceMs: this.deps.debounceMs } : {}),
     });
     this.source = source;
@@ -337,7 +348,7 @@ export class Agent {
     };
     await step('stopping the manifest watch', () => this.source?.stop());
     await step('stopping the Kubernetes watches and election', () => this.k8s?.stop());
-    await step('withdrawing the BGP routes and closing the sessions', () => this.bgp?.stop());
+    await step('closing the BGP sessions', () => this.bgp?.stop());
     for (const undo of this.cleanups.splice(0).reverse()) await step('unsubscribing', undo);
     await step('finishing the reconcile in flight', () => this.datapath?.reconciler.stop());
     await step('releasing the datapath descriptors', () => this.datapath?.close());

@@ -3,8 +3,21 @@
 // included) with the peers, advertisements, pools and this node's
 // announcements. Sessions start from the uplink's network namespace, where
 // the routers are.
-import { BgpSpeaker, defaultPeerConnect, type PeerConnect } from '../bgp/speaker.js';
-import type { SpeakerNode } from '../bgp/config.js';
+//
+// Across an agent restart (graceful restart, RFC 4724): stop() in graceful
+// mode leaves our routes with the peers that negotiated it, since the pinned
+// datapath keeps forwarding; an agent that adopted a running datapath starts
+// its speaker as a restart, and End-of-RIB follows the first successful
+// reconcile, so the peers swap their stale routes for the model's without a
+// gap and drop the ones no longer wanted.
+import {
+  BgpSpeaker,
+  defaultPeerConnect,
+  type PeerConnect,
+  type SpeakerRestart,
+  type StopMode,
+} from '../bgp/speaker.js';
+import type { SecretLookup, SpeakerNode } from '../bgp/config.js';
 import type { NodeModel } from '../model/index.js';
 import { registry } from '../observe/metrics.js';
 import type { Logger } from '../observe/log.js';
@@ -22,6 +35,12 @@ export interface AgentBgpOptions {
   /** The node addresses the datapath runs with: router id and next hops. */
   addresses: Pick<AgentDatapathSettings, 'nodeIPv4' | 'nodeIPv6'>;
   log: Logger;
+  /** Set when a previous agent's datapath was taken over: this is a restart. */
+  restart?: SpeakerRestart;
+  /** How stop() leaves the peers; default graceful. */
+  stopMode?: StopMode;
+  /** BGPPeers' MD5 passwords (the store's Secrets). */
+  secrets?: SecretLookup;
 }
 
 export class AgentBgp {
@@ -29,6 +48,7 @@ export class AgentBgp {
   private nodeKey = '';
   private lastProblems = '';
   private stopped = false;
+  private ribComplete = false;
   private pending: { store: ClusterStore; model: NodeModel } | undefined;
 
   constructor(private readonly options: AgentBgpOptions) {
@@ -42,6 +62,8 @@ export class AgentBgp {
       ...(netns === undefined ? {} : { scope: <T>(fn: () => T): T => inNetns(netns, fn) }),
       registry,
       log: options.log,
+      ...(options.restart === undefined ? {} : { restart: options.restart }),
+      ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
     });
   }
 
@@ -55,18 +77,33 @@ export class AgentBgp {
     this.pending = { store, model };
   }
 
-  /** Announces the model last scheduled, if any; failures are logged, and the next change retries. */
-  flush(): void {
+  /**
+   * Announces the model last scheduled, if any; failures are logged, and the
+   * next change retries. `applied`: the datapath now holds that model; the
+   * first time, after a restart, End-of-RIB tells the peers our routes are
+   * complete.
+   */
+  flush(applied = true): void {
     const next = this.pending;
     this.pending = undefined;
-    if (next === undefined) return;
-    try {
-      this.update(next.store, next.model);
-    } catch (e) {
-      this.options.log.error(
-        { err: e },
-        'updating the BGP speaker failed; the next change retries',
-      );
+    if (next !== undefined) {
+      try {
+        this.update(next.store, next.model);
+      } catch (e) {
+        this.options.log.error(
+          { err: e },
+          'updating the BGP speaker failed; the next change retries',
+        );
+        return;
+      }
+    }
+    if (applied && !this.ribComplete && !this.stopped) {
+      this.ribComplete = true;
+      if (this.options.restart !== undefined)
+        this.options.log.info(
+          'the datapath holds the model: End-of-RIB to the peers, which drop the stale routes not announced again',
+        );
+      this.speaker.ribComplete();
     }
   }
 
@@ -103,11 +140,11 @@ export class AgentBgp {
     }));
   }
 
-  /** Withdraws every route and closes the sessions. */
+  /** Closes the sessions, leaving the peers as the stop mode says. */
   stop(): Promise<void> {
     this.stopped = true;
     this.pending = undefined;
-    return this.speaker.stop();
+    return this.speaker.stop({ mode: this.options.stopMode ?? 'graceful' });
   }
 
   private node(labels: Readonly<Record<string, string>> | undefined): SpeakerNode {

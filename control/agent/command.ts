@@ -30,8 +30,10 @@ config file is a YAML map with the keys
 (e.g. hashSeed: 0x1234); a relative manifests path is relative to the file.
 
 SIGTERM or SIGINT stops the agent and leaves the datapath attached and pinned,
-so traffic keeps flowing and the next agent adopts it without a gap. A second
-signal exits at once. SIGHUP reads the manifest directory again.
+so traffic keeps flowing and the next agent adopts it without a gap; with
+--bgp-stop graceful (the default) BGP peers that negotiated graceful restart
+keep the routes meanwhile, the others get a withdrawal. A second signal exits
+at once. SIGHUP reads the manifest directory again.
 --uninstall detaches and unpins everything instead (needs --uplink, --netns
 and --pin-dir as the agent ran with).
 

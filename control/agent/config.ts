@@ -23,6 +23,9 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xlb';
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9597';
 export const DEFAULT_LEASE_NAMESPACE = 'xlb-system';
 export const DEFAULT_LEASE_NAME = 'xlb-controller';
+/** How the BGP sessions are closed at stop: see AgentSettings.bgpStop. */
+export const BGP_STOP_MODES = ['graceful', 'withdraw'] as const;
+export type BgpStopMode = (typeof BGP_STOP_MODES)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -68,6 +71,13 @@ export interface AgentSettings {
   defaultClass: boolean;
   metricsAddress: ListenAddress;
   logLevel: LogLevel;
+  /**
+   * How stopping leaves the BGP peers. graceful (absent): a peer that
+   * negotiated graceful restart keeps our routes while the next agent starts
+   * (the datapath keeps forwarding); the others get a withdrawal. withdraw:
+   * every route is withdrawn (a node leaving for good).
+   */
+  bgpStop?: BgpStopMode;
 }
 
 /** What `xlb agent --uninstall` needs. */
@@ -170,6 +180,12 @@ export const AGENT_OPTIONS: readonly AgentOptionSpec[] = [
     key: 'logLevel',
     flags: '--log-level <level>',
     description: `${LOG_LEVELS.join(', ')} (default: info)`,
+  },
+  {
+    key: 'bgpStop',
+    flags: '--bgp-stop <mode>',
+    description:
+      'at stop, graceful: BGP peers that negotiated graceful restart keep the routes while the next agent starts; withdraw: withdraw every route, for a node leaving for good (default: graceful)',
   },
 ];
 
@@ -301,6 +317,13 @@ const checkLogLevel: Check<LogLevel> = (v) =>
     ? { value: v.trim() as LogLevel }
     : { problem: `${shown(v)} is not valid: the log level is one of ${LOG_LEVELS.join(', ')}` };
 
+const checkBgpStop: Check<BgpStopMode> = (v) =>
+  typeof v === 'string' && (BGP_STOP_MODES as readonly string[]).includes(v.trim())
+    ? { value: v.trim() as BgpStopMode }
+    : {
+        problem: `${shown(v)} is not valid: the BGP stop mode is graceful (peers keep the routes across a restart) or withdraw`,
+      };
+
 const settingsSchema = z.object({
   nodeName: setting(
     stringCheck(
@@ -335,6 +358,7 @@ const settingsSchema = z.object({
   defaultClass: setting(checkBoolean),
   metricsAddress: setting(checkListen),
   logLevel: setting(checkLogLevel),
+  bgpStop: setting(checkBgpStop),
 });
 
 export interface SettingsInput {
@@ -453,6 +477,7 @@ function resolveSettings(input: SettingsInput): AgentSettings {
     metricsAddress:
       s.metricsAddress ?? (checkListen(DEFAULT_METRICS_ADDRESS) as { value: ListenAddress }).value,
     logLevel: s.logLevel ?? 'info',
+    ...(s.bgpStop !== undefined ? { bgpStop: s.bgpStop } : {}),
   };
 }
 

@@ -80,6 +80,9 @@ export class KubernetesSide {
       store: options.store,
       // BGPPeer and BGPAdvertisement too; their CRDs missing holds nothing back.
       kinds: ALL_SOURCE_KINDS,
+      // BGP MD5 passwords: the Secrets of the agent's own namespace only (the
+      // chart's Role there grants no more); readiness does not wait for them.
+      secretNamespace: options.settings.leaseNamespace,
       log: options.logger('k8s-source'),
       registry,
       // Relists back off to 10 s at most (client-go: 30 s), so an agent

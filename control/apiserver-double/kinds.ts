@@ -1,7 +1,7 @@
 // The resource types served: the built-in kinds, plus those of every CRD in
 // the store (kept in step by the server as CRDs are written).
 import { deploymentType } from './kinds/apps.js';
-import { namespaceType, nodeType, podType } from './kinds/core.js';
+import { namespaceType, nodeType, podType, secretType } from './kinds/core.js';
 import { crdType } from './kinds/crd.js';
 import { customTypes } from './kinds/custom.js';
 import { leaseType } from './kinds/coordination.js';
@@ -15,6 +15,7 @@ export const BUILTIN_TYPES: ResourceType[] = [
   serviceType,
   nodeType,
   podType,
+  secretType,
   coreEventType,
   endpointSliceType,
   leaseType,

@@ -3,6 +3,9 @@
 // and the routes (with attributes) each peer should hold. Pure: the speaker
 // does the I/O. A bad peer is a BgpConfigError naming the peer and what to
 // fix, so the speaker can skip it and leave every other session alone.
+// spec.sourceAddress becomes the session's local address (its TCP
+// connections are bound to it, BFD runs from it, and it is the next hop);
+// spec.keepaliveTime goes to the session, which caps it by the hold time.
 import { parseIP, familyOf, addressToBigInt } from '../resources/addresses.js';
 import { bgpAdvertisementSchema, type BGPAdvertisement } from '../resources/bgp-advertisement.js';
 import { bgpPeerSchema, type BGPPeer } from '../resources/bgp-peer.js';
@@ -32,12 +35,23 @@ export class BgpConfigError extends Error {
   }
 }
 
-/** A Secret reference resolved to the password, or undefined when it cannot be read. */
+/**
+ * A Secret reference resolved to the password, or undefined when it cannot be
+ * read; a lookup that knows why throws SecretLookupError with the reason.
+ */
 export type SecretLookup = (ref: {
   namespace?: string;
   name: string;
   key: string;
 }) => string | undefined;
+
+/** Why a SecretLookup cannot give the password, as a sentence for the BGPPeer's report. */
+export class SecretLookupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SecretLookupError';
+  }
+}
 
 /** Everything one session needs; `key` changes exactly when the session must be rebuilt. */
 export interface PeerPlan {
@@ -133,7 +147,15 @@ export function planPeer(
         `spec.passwordSecretRef: Secrets cannot be read here (${where})`,
       );
     }
-    md5Key = secrets(ref);
+    try {
+      md5Key = secrets(ref);
+    } catch (e) {
+      if (!(e instanceof SecretLookupError)) throw e;
+      throw new BgpConfigError(
+        name,
+        `spec.passwordSecretRef: ${e.message}; the session is not started without its MD5 password`,
+      );
+    }
     if (md5Key === undefined || md5Key === '') {
       throw new BgpConfigError(
         name,
@@ -157,6 +179,7 @@ export function planPeer(
     peerPort: spec.port,
     ...(source === undefined ? {} : { localAddress: source.toString() }),
     holdTime: spec.holdTime,
+    ...(spec.keepaliveTime === undefined ? {} : { keepaliveTime: spec.keepaliveTime }),
     passive: spec.passive,
     families,
     nextHops: {
@@ -176,7 +199,7 @@ export function planPeer(
     ...(spec.gracefulRestart === undefined ? {} : { gracefulRestart: spec.gracefulRestart }),
     ...(spec.bfd === undefined ? {} : { bfd: spec.bfd }),
   };
-  plan.key = JSON.stringify({ ...plan, key: undefined, keepalive: spec.keepaliveTime });
+  plan.key = JSON.stringify({ ...plan, key: undefined });
   return plan;
 }
 

@@ -15,6 +15,11 @@
 //   waiting out its back-off (the peer restarted first), refused after a
 //   ManualStop.
 // - A NOTIFICATION from the peer is never answered with another.
+// - A graceful ManualStop closes the connection without a NOTIFICATION, so a
+//   peer that negotiated graceful restart (RFC 4724 without RFC 8538) keeps
+//   our routes as stale instead of flushing them.
+// - The keepalive interval is the configured one, capped at a third of the
+//   negotiated hold time (timers.ts keepaliveMs).
 import { CeaseSubcode, ErrorCode, FsmSubcode, type BgpProtocolError } from './codec/errors.js';
 import { KEEPALIVE, type BgpMessage, type RouteRefreshMessage } from './codec/message.js';
 import { shutdownNotification, type NotificationMessage } from './codec/notification.js';
@@ -35,7 +40,8 @@ export type TimerName = 'connectRetry' | 'hold' | 'keepalive' | 'idleHold' | 'st
 /** RFC 4271 section 8.1 events (names as there), plus route refresh and collision outcome. */
 export type FsmEvent =
   | { type: 'ManualStart' }
-  | { type: 'ManualStop'; message?: string }
+  /** graceful: close without a NOTIFICATION (RFC 4724: the peer keeps our routes). */
+  | { type: 'ManualStop'; message?: string; graceful?: boolean }
   /** Stop now, restart after the back-off (e.g. peer reset by an operator, BFD down). */
   | { type: 'AutomaticStop'; notification: NotificationMessage }
   | { type: 'ConnectRetryTimer_Expires' }
@@ -90,6 +96,8 @@ export interface FsmConfig {
   backoff: BackoffSettings;
   /** Time Established after which the failure count starts afresh. */
   stableMs: number;
+  /** Configured keepalive interval, seconds; capped at a third of the hold time. */
+  keepaliveSeconds?: number;
   /** Jitter source, injectable for tests. */
   random: () => number;
 }
@@ -213,7 +221,7 @@ function openConfirm(s: FsmState, config: FsmConfig, peer: OpenMessage): Step {
       {
         type: 'startTimer',
         timer: 'keepalive',
-        ms: jittered(keepaliveMs(holdTime), 0.25, config.random),
+        ms: jittered(keepaliveMs(holdTime, config.keepaliveSeconds), 0.25, config.random),
       },
       { type: 'startTimer', timer: 'hold', ms: holdTime * 1000 },
     );
@@ -243,7 +251,7 @@ function restartHold(s: FsmState): FsmAction[] {
 function sendKeepalive(s: FsmState, config: FsmConfig): FsmAction[] {
   const actions: FsmAction[] = [{ type: 'send', message: KEEPALIVE }];
   if (s.holdTime) {
-    const ms = jittered(keepaliveMs(s.holdTime), 0.25, config.random);
+    const ms = jittered(keepaliveMs(s.holdTime, config.keepaliveSeconds), 0.25, config.random);
     actions.push({ type: 'startTimer', timer: 'keepalive', ms });
   }
   return actions;
@@ -278,7 +286,8 @@ export function step(s: FsmState, e: FsmEvent, config: FsmConfig): Step {
         const connected = ['OpenSent', 'OpenConfirm', 'Established'].includes(s.state);
         return toIdle(s, config, {
           reason: 'stopped',
-          send: connected ? shutdownNotification(e.message ?? '') : undefined,
+          send:
+            connected && e.graceful !== true ? shutdownNotification(e.message ?? '') : undefined,
           failure: false,
           stop: true,
         });

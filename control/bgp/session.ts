@@ -5,6 +5,10 @@
 // its NOTIFICATION, resolves connection collisions, and restarts with
 // back-off after failures. Nothing a peer sends, and no failure of the
 // network, throws out of it: they become state changes, logs and counters.
+// Graceful restart (RFC 4724) as the restarting speaker: stop({graceful})
+// closes without a NOTIFICATION when both sides advertised the capability,
+// so the peer keeps our routes while the next process starts; that process
+// sets the Restart State bit and holds End-of-RIB until ribComplete().
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 
@@ -102,6 +106,11 @@ export interface SessionOptions {
   localAddress?: string;
   /** Hold time we offer, seconds: 0 or 3..65535. Default 90. */
   holdTime?: number;
+  /**
+   * Seconds between our keepalives: 1..65535. Capped at a third of the
+   * negotiated hold time, which it defaults to.
+   */
+  keepaliveTime?: number;
   /** Refuse peers offering a shorter hold time (other than 0). Default 3. */
   minHoldTime?: number;
   /** Only accept connections (through a BgpListener), never connect. */
@@ -246,6 +255,13 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     if (holdTime !== 0 && (holdTime < 3 || holdTime > 0xffff || !Number.isInteger(holdTime))) {
       throw new RangeError(`hold time ${holdTime} s: must be 0 or an integer in 3..65535`);
     }
+    const keepalive = options.keepaliveTime;
+    if (
+      keepalive !== undefined &&
+      (!Number.isInteger(keepalive) || keepalive < 1 || keepalive > 0xffff)
+    ) {
+      throw new RangeError(`keepalive time ${keepalive} s: must be an integer in 1..65535`);
+    }
     for (const [what, asn] of [
       ['local', options.localAs],
       ['peer', options.peerAs],
@@ -269,7 +285,9 @@ export class BgpSession extends EventEmitter<SessionEvents> {
       if (!Number.isInteger(t) || t < 0 || t > 4095) {
         throw new RangeError(`graceful restart time ${t} s: must be an integer in 0..4095`);
       }
-      capabilities.push(this.gracefulRestartCapability(gr.restarting === true));
+      capabilities.push(
+        this.gracefulRestartCapability(gr.restarting === true, gr.forwardingPreserved ?? true),
+      );
     }
     this.ttls = socketTtls(options);
     this.endOfRibHeld = gr?.restarting === true;
@@ -291,15 +309,16 @@ export class BgpSession extends EventEmitter<SessionEvents> {
       openHoldMs: options.openHoldMs ?? 240_000,
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       stableMs: options.stableMs ?? 60_000,
+      ...(keepalive === undefined ? {} : { keepaliveSeconds: keepalive }),
       random: options.random ?? Math.random,
     };
     this.connectFn = options.connect ?? defaultConnect;
     this.log = (options.log ?? logger('bgp')).child({ peer: options.peerAddress });
   }
 
-  private gracefulRestartCapability(restarting: boolean): Capability {
+  private gracefulRestartCapability(restarting: boolean, forwardingPreserved: boolean): Capability {
     const gr = this.options.gracefulRestart!;
-    const forwarding = (gr.forwardingPreserved ?? true) ? GracefulRestartForwarding : 0;
+    const forwarding = forwardingPreserved ? GracefulRestartForwarding : 0;
     return {
       kind: 'gracefulRestart',
       flags: restarting ? GracefulRestartFlag.Restarting : 0,
@@ -342,6 +361,21 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     });
   }
 
+  /**
+   * Established, and both OPENs carried the graceful restart capability: a
+   * graceful stop() leaves our routes with the peer (as stale) for the
+   * restart time.
+   */
+  get gracefulRestartNegotiated(): boolean {
+    const peer = this.fsm.peer;
+    return (
+      this.options.gracefulRestart !== undefined &&
+      this.fsm.state === 'Established' &&
+      peer !== undefined &&
+      capabilitiesOf(peer).some((c) => c.kind === 'gracefulRestart')
+    );
+  }
+
   /** The peer's OPEN, once received (OpenConfirm and Established). */
   get peerOpen(): OpenMessage | undefined {
     return this.fsm.peer;
@@ -357,15 +391,23 @@ export class BgpSession extends EventEmitter<SessionEvents> {
 
   /**
    * Sends Cease / Administrative Shutdown (with message as the shutdown
-   * communication), closes, and stays down. Resolves once the connection is
-   * closed.
+   * communication), closes, and stays down. With `graceful` and graceful
+   * restart negotiated, closes the connection without a NOTIFICATION
+   * instead: RFC 4724 (without RFC 8538) has the peer flush our routes on a
+   * Cease, and keep them as stale on a bare close. Resolves once the
+   * connection is closed.
    */
-  async stop(message?: string): Promise<void> {
+  async stop(message?: string, options: { graceful?: boolean } = {}): Promise<void> {
     if (this.endOfRibTimer !== undefined) clearTimeout(this.endOfRibTimer);
     this.endOfRibTimer = undefined;
+    const graceful = options.graceful === true && this.gracefulRestartNegotiated;
     const closing = [this.conn, this.candidate?.conn].flatMap((c) => (c ? [c.closed] : []));
     this.dropCandidate(CeaseSubcode.AdministrativeShutdown);
-    this.feed({ type: 'ManualStop', ...(message === undefined ? {} : { message }) });
+    this.feed({
+      type: 'ManualStop',
+      ...(message === undefined ? {} : { message }),
+      ...(graceful ? { graceful } : {}),
+    });
     await Promise.all(closing);
   }
 
@@ -850,6 +892,11 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     this.afterFirstOpen();
     if (!this.endOfRibHeld) {
       for (const f of families) this.send(endOfRib(f));
+      // After a restart, the moment the peer drops our stale routes.
+      this.log[this.options.gracefulRestart?.restarting ? 'info' : 'debug'](
+        { families: [...families] },
+        'End-of-RIB sent',
+      );
     } else if (this.endOfRibTimer === undefined) {
       // The peer keeps our stale routes only so long; do not hold it up beyond that.
       const ms = this.options.gracefulRestart!.restartTimeSeconds * 1000;
@@ -862,12 +909,16 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** Only the first OPEN after a restart carries the Restart State bit. */
+  /**
+   * Only the first OPEN after a restart carries the Restart State bit. From
+   * then on the datapath forwards what this process announced, so a later
+   * reconnection preserved forwarding whatever the restart did.
+   */
   private afterFirstOpen(): void {
     const gr = this.options.gracefulRestart;
     if (!gr?.restarting) return;
     const capabilities = capabilitiesOf(this.config.open).map((c) =>
-      c.kind === 'gracefulRestart' ? this.gracefulRestartCapability(false) : c,
+      c.kind === 'gracefulRestart' ? this.gracefulRestartCapability(false, true) : c,
     );
     const open: OpenMessage = {
       ...this.config.open,

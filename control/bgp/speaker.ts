@@ -6,8 +6,22 @@
 // configuration is invalid is reported and its running session kept as it
 // was; only sessions whose settings changed are rebuilt. A peer with BFD
 // enabled gets a BFD session (RFC 5880/5881) from the session's local
-// address; its going down resets the BGP session at once (RFC 5882).
-import net from 'node:net';
+// address (peer-bfd.ts); its going down resets the BGP session at once (RFC
+// 5882), and it carries on across a rebuild that changes no BFD setting and
+// no address.
+//
+// Graceful restart (RFC 4724) as the restarting speaker: a graceful stop()
+// leaves the routes of every peer that negotiated it with that peer (closed
+// without a NOTIFICATION), so the router keeps forwarding to the node while
+// the agent restarts; other peers get a withdrawal and a Cease. A speaker
+// started as a restart opens its sessions with the Restart State bit (and
+// the Forwarding State bit when the datapath kept forwarding), and holds
+// End-of-RIB until ribComplete(): the routes sent by then replace the stale
+// ones, and the rest leave the peer at End-of-RIB. A peer running BFD with
+// us sees AdminDown at any stop (a process cannot keep BFD running across
+// its own restart); RFC 5882 says that is no failure, but BIRD 2 may take
+// it for one and drop the routes unless its session has `bfd graceful`.
+import type net from 'node:net';
 
 import { Gauge, type Registry } from 'prom-client';
 
@@ -29,9 +43,10 @@ import {
   type SessionDefaults,
   type SpeakerNode,
 } from './config.js';
-import { BfdEndpoint, BfdState, Diag, type BfdSession, type SocketScope } from './bfd/index.js';
+import { BfdState, type BfdSession, type SocketScope } from './bfd/index.js';
 import type { BgpListener } from './listener.js';
 import { BgpMetrics } from './metrics.js';
+import { PeerBfd } from './peer-bfd.js';
 import { BgpSession } from './session.js';
 import { bgpPeerSchema } from '../resources/bgp-peer.js';
 
@@ -44,12 +59,29 @@ export type PeerConnect = (target: {
   ttl: number;
 }) => net.Socket;
 
+/** connectTcp binds the socket to localAddress (spec.sourceAddress) before its SYN. */
+export const defaultPeerConnect: PeerConnect = ({ host, port, localAddress, md5Key, ttl }) =>
+  connectTcp({
+    host,
+    port,
+    ttl,
+    ...(localAddress === undefined ? {} : { localAddress }),
+    ...(md5Key === undefined ? {} : { md5Key }),
+  });
+
 /**
- * connectTcp cannot bind a source address yet, so spec.sourceAddress is
- * honoured for incoming connections only (the listener) until it can.
+ * How stop() leaves the peers. graceful: peers that negotiated graceful
+ * restart keep our routes for their restart time (the connection closes
+ * without a NOTIFICATION), the others get withdraw; withdraw: every route is
+ * withdrawn and every session closed with a Cease (a node leaving for good).
  */
-export const defaultPeerConnect: PeerConnect = ({ host, port, md5Key, ttl }) =>
-  connectTcp({ host, port, ttl, ...(md5Key === undefined ? {} : { md5Key }) });
+export type StopMode = 'graceful' | 'withdraw';
+
+/** This speaker replaces one whose routes the peers may still hold. */
+export interface SpeakerRestart {
+  /** The datapath kept forwarding across the restart: the F bit of each family. */
+  forwardingPreserved: boolean;
+}
 
 export interface BgpSpeakerOptions {
   node: SpeakerNode;
@@ -67,6 +99,12 @@ export interface BgpSpeakerOptions {
    * namespace here, as its `connect` does for the sessions. Default: as is.
    */
   scope?: SocketScope;
+  /**
+   * Set when this process restarts a speaker (graceful restart): sessions
+   * opened before ribComplete() carry the Restart State bit and hold
+   * End-of-RIB until then.
+   */
+  restart?: SpeakerRestart;
 }
 
 /** Everything the speaker acts on; each call replaces the previous one whole. */
@@ -95,15 +133,6 @@ export interface SpeakerReport {
 interface Running {
   plan: PeerPlan;
   session: BgpSession;
-  /** Set while the plan enables BFD and its session could be started. */
-  bfd?: BfdSession;
-  bfdLocal?: string;
-}
-
-/** An endpoint per local address, shared by the peers using it. */
-interface SharedEndpoint {
-  endpoint: BfdEndpoint;
-  users: number;
 }
 
 function nameOf(raw: unknown): string {
@@ -118,13 +147,20 @@ export class BgpSpeaker {
   private readonly connect: PeerConnect;
   private readonly log: Logger;
   private readonly metrics: BgpMetrics | undefined;
-  private readonly endpoints = new Map<string, SharedEndpoint>();
+  private readonly bfd: PeerBfd;
+  /** Sessions opened now are part of a restart (until ribComplete()). */
+  private restarting: boolean;
   private stopped = false;
 
   constructor(private readonly options: BgpSpeakerOptions) {
     this.node = options.node;
     this.connect = options.connect ?? defaultPeerConnect;
     this.log = options.log ?? logger('bgp');
+    this.restarting = options.restart !== undefined;
+    this.bfd = new PeerBfd({
+      log: this.log,
+      ...(options.scope === undefined ? {} : { scope: options.scope }),
+    });
     this.metrics = options.registry === undefined ? undefined : new BgpMetrics(options.registry);
     if (options.registry !== undefined) this.registerBfdMetric(options.registry);
   }
@@ -150,11 +186,7 @@ export class BgpSpeaker {
 
   /** The BFD sessions running, by BGPPeer name. */
   bfdSessions(): ReadonlyMap<string, BfdSession> {
-    return new Map(
-      [...this.running].flatMap(([name, r]) =>
-        r.bfd === undefined ? [] : [[name, r.bfd] as const],
-      ),
-    );
+    return this.bfd.sessions();
   }
 
   /** The sessions running, by BGPPeer name. */
@@ -191,12 +223,14 @@ export class BgpSpeaker {
       keep.add(name);
       const current = this.running.get(name);
       if (current?.plan.key === plan.key) continue;
-      if (current !== undefined) this.close(name, 'configuration changed');
+      const keepBfd = current !== undefined && this.bfd.keeps(current.plan, plan);
+      if (current !== undefined) this.close(name, 'configuration changed', { keepBfd });
       try {
         this.open(plan);
       } catch (e) {
         // The session constructor checks what the schema cannot (e.g. families).
         const message = `BGPPeer '${name}': ${(e as Error).message}`;
+        if (keepBfd) this.bfd.stop(name);
         keep.delete(name);
         report.peers.push({ name, status: 'invalid', message, kept: false });
         report.problems.push(message);
@@ -213,10 +247,8 @@ export class BgpSpeaker {
     for (const [name, running] of this.running) {
       const { session, plan } = running;
       // Retried on every update until it starts (an address not yet there).
-      if (plan.bfd?.enabled === true && running.bfd === undefined) {
-        const problem = this.startBfd(running);
-        if (problem !== undefined) report.problems.push(problem);
-      }
+      const problem = this.bfd.ensure(plan, session);
+      if (problem !== undefined) report.problems.push(problem);
       const routes = routesForPeer(plan.peerName, wanted, ads.advertisements, pools);
       const prefixes = new Set(routes.map((r) => r.prefix));
       const gone = session.routes().filter((p) => !prefixes.has(p));
@@ -239,20 +271,46 @@ export class BgpSpeaker {
     return report;
   }
 
-  /** Withdraws every route, closes every session (Cease / Administrative Shutdown). */
-  async stop(message = 'xlb agent shutting down'): Promise<void> {
+  /**
+   * After a restart: the routes are complete (the agent applied its model),
+   * so End-of-RIB goes to every session and the peers drop the stale routes
+   * we did not announce again. Sessions opened from now on are no restart.
+   */
+  ribComplete(): void {
+    if (!this.restarting) return;
+    this.restarting = false;
+    for (const { session } of this.running.values()) session.ribComplete();
+  }
+
+  /**
+   * Closes every session, leaving the peers as `mode` says (default
+   * withdraw), and logs per peer which it did. Resolves once closed.
+   */
+  async stop(options: { mode?: StopMode; message?: string } = {}): Promise<void> {
+    const { mode = 'withdraw', message = 'xlb agent shutting down' } = options;
     this.stopped = true;
-    for (const name of [...this.running.keys()]) this.close(name, message);
+    for (const name of [...this.running.keys()]) {
+      this.close(name, message, { graceful: mode === 'graceful' });
+    }
     await Promise.all([...this.closing]);
   }
 
   private open(plan: PeerPlan): void {
+    const gr = plan.gracefulRestart;
+    const restart = this.restarting ? this.options.restart : undefined;
     const session = new BgpSession({
       ...plan.options,
       // The listener puts the key on its socket too, for the peer's own connections.
       ...(plan.md5Key === undefined ? {} : { md5Password: plan.md5Key }),
-      ...(plan.gracefulRestart?.enabled === true
-        ? { gracefulRestart: { restartTimeSeconds: plan.gracefulRestart.restartTime } }
+      ...(gr?.enabled === true
+        ? {
+            gracefulRestart: {
+              restartTimeSeconds: gr.restartTime,
+              ...(restart === undefined
+                ? {}
+                : { restarting: true, forwardingPreserved: restart.forwardingPreserved }),
+            },
+          }
         : {}),
       connect: ({ host, port, localAddress }) =>
         this.connect({
@@ -265,94 +323,52 @@ export class BgpSpeaker {
       log: this.log,
     });
     this.running.set(plan.name, { plan, session });
+    this.bfd.rebind(plan.name, session);
     this.options.listener?.add(session);
     this.metrics?.track(plan.name, session);
     session.start();
-    this.log.info({ peer: plan.name, address: plan.options.peerAddress }, 'BGP session started');
-  }
-
-  /** Starts the BFD session of a running peer; the problem, if it cannot. */
-  private startBfd(r: Running): string | undefined {
-    const { plan, session } = r;
-    const bfd = plan.bfd!;
-    const { peerAddress, localAddress, nextHops } = plan.options;
-    const local = localAddress ?? (net.isIPv6(peerAddress) ? nextHops?.ipv6 : nextHops?.ipv4);
-    if (local === undefined) {
-      return (
-        `BGPPeer '${plan.name}': BFD not started: this node has no ` +
-        `${net.isIPv6(peerAddress) ? 'IPv6' : 'IPv4'} address to run it from`
-      );
-    }
-    let shared = this.endpoints.get(local);
-    try {
-      if (shared === undefined) {
-        shared = {
-          endpoint: new BfdEndpoint({
-            localAddress: local,
-            ...(this.options.scope === undefined ? {} : { scope: this.options.scope }),
-            log: this.log,
-          }),
-          users: 0,
-        };
-        this.endpoints.set(local, shared);
-      }
-      r.bfd = shared.endpoint.session({
-        peerAddress,
-        timing: {
-          desiredMinTxUs: bfd.minTxMs * 1000,
-          requiredMinRxUs: bfd.minRxMs * 1000,
-          detectMult: bfd.detectMultiplier,
-        },
-      });
-    } catch (e) {
-      if (shared !== undefined && shared.users === 0) this.releaseEndpoint(local);
-      return `BGPPeer '${plan.name}': BFD not started from ${local}: ${(e as Error).message}`;
-    }
-    shared.users++;
-    r.bfdLocal = local;
-    r.bfd.on('up', () => this.log.info({ peer: plan.name, peerAddress }, 'BFD session up'));
-    r.bfd.on('down', (diag) => {
-      const why = `BFD: peer ${peerAddress} unreachable (${Diag[diag] ?? `diagnostic ${diag}`})`;
-      this.log.warn({ peer: plan.name, diag: Diag[diag] }, 'BFD session down; resetting BGP');
-      session.bfdDown(why);
-    });
-    r.bfd.on('peerAdminDown', () =>
-      this.log.info(
-        { peer: plan.name, peerAddress },
-        'BFD taken down by the peer administratively; the BGP session is left alone',
-      ),
+    this.log.info(
+      {
+        peer: plan.name,
+        address: plan.options.peerAddress,
+        ...(plan.options.localAddress === undefined ? {} : { from: plan.options.localAddress }),
+        ...(restart === undefined || gr?.enabled !== true
+          ? {}
+          : { restarting: true, forwardingPreserved: restart.forwardingPreserved }),
+      },
+      'BGP session started',
     );
-    return undefined;
   }
 
-  private releaseEndpoint(local: string): void {
-    const shared = this.endpoints.get(local);
-    if (shared === undefined) return;
-    shared.users--;
-    if (shared.users > 0) return;
-    this.endpoints.delete(local);
-    shared.endpoint.close();
-  }
-
-  private close(name: string, why: string): void {
+  /**
+   * Stops a peer's session. graceful: when the peer negotiated graceful
+   * restart, the routes stay with it and the connection closes without a
+   * NOTIFICATION; otherwise they are withdrawn and a Cease follows. keepBfd:
+   * the peer's BFD session carries on for the session that replaces this one.
+   */
+  private close(
+    name: string,
+    why: string,
+    how: { graceful?: boolean; keepBfd?: boolean } = {},
+  ): void {
     const r = this.running.get(name);
     if (r === undefined) return;
     this.running.delete(name);
     this.options.listener?.remove(r.session);
     this.metrics?.untrack(name);
+    const graceful = how.graceful === true && r.session.gracefulRestartNegotiated;
+    const routes = r.session.routes().length;
     // Withdraw first and let the UPDATE go out (the session sends once per
     // turn of the event loop) before the Cease: a peer that negotiated
     // graceful restart keeps a closed session's routes as stale otherwise.
-    r.session.withdraw(r.session.routes());
+    if (!graceful) r.session.withdraw(r.session.routes());
+    const closeBfd = how.keepBfd === true ? undefined : this.bfd.detach(name);
     const done = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => {
-        const stopped = r.session.stop(why);
+        const stopped = r.session.stop(why, { graceful });
         // After the Cease has gone out, AdminDown: the peer must not take our
         // leaving for a path failure (BIRD does while the BGP session is up).
-        if (r.bfd !== undefined) {
-          r.bfd.close({ notifyPeer: true });
-          this.releaseEndpoint(r.bfdLocal!);
-        }
+        closeBfd?.();
         return stopped;
       })
       .catch((e: unknown) => {
@@ -360,6 +376,23 @@ export class BgpSpeaker {
       });
     this.closing.add(done);
     void done.finally(() => this.closing.delete(done));
-    this.log.info({ peer: name, why }, 'BGP session stopped');
+    if (graceful) {
+      const restartTime = r.plan.gracefulRestart?.restartTime;
+      this.log.info(
+        { peer: name, why, stop: 'graceful', routes, restartTime },
+        `BGP session closed without a NOTIFICATION: the peer keeps our ${routes} routes for up to ${restartTime} s (graceful restart)`,
+      );
+    } else {
+      const reason =
+        how.graceful === true
+          ? r.plan.gracefulRestart?.enabled === true
+            ? 'graceful restart not negotiated with the peer (or the session is not Established)'
+            : 'graceful restart not enabled for this peer (spec.gracefulRestart.enabled)'
+          : undefined;
+      this.log.info(
+        { peer: name, why, stop: 'withdraw', routes, ...(reason === undefined ? {} : { reason }) },
+        `BGP session stopped: ${routes} routes withdrawn, Cease sent`,
+      );
+    }
   }
 }

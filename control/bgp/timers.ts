@@ -1,5 +1,6 @@
 // Timer arithmetic of a BGP session, pure: hold time negotiation (RFC 4271
-// section 4.2 and 10), keepalive interval, jitter, and the exponential
+// section 4.2 and 10), keepalive interval (a configured one capped by the
+// negotiated hold time), jitter, and the exponential
 // back-off between connection attempts after failures (the IdleHoldTimer of
 // section 8.1.1's DampPeerOscillations).
 
@@ -41,7 +42,17 @@ export function negotiateHoldTime(ours: number, theirs: number): number {
   return Math.min(ours, theirs);
 }
 
-/** Keepalive interval for a negotiated hold time: a third of it (ms). */
-export function keepaliveMs(holdTimeSeconds: number): number {
-  return Math.floor((holdTimeSeconds * 1000) / 3);
+/**
+ * Keepalive interval (ms) for a negotiated hold time: a third of it, or the
+ * configured interval when that is shorter. The hold time wins because the
+ * peer agreed to it: keepalives sparser than a third of it risk its hold
+ * timer. 0 only when the hold time is 0 (no keepalives at all); otherwise at
+ * least a second, since a hold time is 0 or at least 3 s.
+ */
+export function keepaliveMs(holdTimeSeconds: number, configuredSeconds?: number): number {
+  if (holdTimeSeconds === 0) return 0;
+  const third = Math.floor((holdTimeSeconds * 1000) / 3);
+  return configuredSeconds === undefined || configuredSeconds <= 0
+    ? third
+    : Math.min(third, configuredSeconds * 1000);
 }

@@ -72,10 +72,17 @@ export interface InformerObserver {
   connected?(connected: boolean): void;
 }
 
+/** What an informer reads: a watched kind, or another collection (one namespace's Secrets). */
+export type InformerResource = Pick<WatchedKind, 'apiVersion' | 'path' | 'whenMissing'> & {
+  kind: string;
+  /** What to do when the agent may not read it (403). */
+  whenForbidden?: string;
+};
+
 export interface InformerOptions extends InformerTimings {
   kubeConfig: KubeConfig;
   client: JsonClient;
-  resource: WatchedKind;
+  resource: InformerResource;
   handlers: InformerHandlers;
   log: Logger;
   observer?: InformerObserver;
@@ -83,6 +90,7 @@ export interface InformerOptions extends InformerTimings {
 
 type WatchEnd =
   | { outcome: 'closed'; resourceVersion: string; healthy: boolean }
+  | { outcome: 'relist' }
   | { outcome: 'expired'; healthy: boolean }
   | { outcome: 'error'; error: string; healthy: boolean }
   | { outcome: 'stopped' };
@@ -128,6 +136,10 @@ export class Informer {
   private loop: Promise<void> | undefined;
   /** A watch request whose answer has not arrived: stop() waits for it (bounded) to close it. */
   private starting: Promise<unknown> | undefined;
+  /** relist() was asked for since the last list handed its objects over. */
+  private relistWanted = false;
+  /** Ends the open watch for a relist; set while one is open. */
+  private endForRelist: (() => void) | undefined;
 
   constructor(options: InformerOptions) {
     this.opts = options;
@@ -155,6 +167,16 @@ export class Informer {
 
   status(): InformerStatus {
     return { ...this.state };
+  }
+
+  /**
+   * Lists again now, ending the open watch: for a handler whose idea of what
+   * to keep of each object grew (it cannot take back what it dropped). A list
+   * in flight already serves, as its objects reach the handler only at its end.
+   */
+  relist(): void {
+    this.relistWanted = true;
+    this.endForRelist?.();
   }
 
   private requestTimeoutMs(): number {
@@ -201,6 +223,10 @@ export class Informer {
     }
     const end = await this.watchOnce(resourceVersion);
     if (end.outcome === 'stopped' || this.stopped) return { resourceVersion, delay: 0 };
+    if (end.outcome === 'relist') {
+      log.debug({ kind: resource.kind }, `${resource.kind}: relisting on request`);
+      return { resourceVersion: undefined, delay: 0 };
+    }
     if (end.healthy) this.backoff.reset();
     const delay = this.backoff.next();
     if (end.outcome === 'closed') {
@@ -224,6 +250,9 @@ export class Informer {
   private explain(err: unknown): string {
     if (err instanceof KubeApiError && err.kind === 'http' && err.status === 404)
       return `${err.message}: ${this.opts.resource.whenMissing}`;
+    const forbidden = this.opts.resource.whenForbidden;
+    if (err instanceof KubeApiError && err.kind === 'http' && err.status === 403 && forbidden)
+      return `${err.message}: ${forbidden}`;
     return errorText(err);
   }
 
@@ -274,6 +303,7 @@ export class Informer {
     if (this.stopped) throw new Error('stopped');
     if (resourceVersion === undefined)
       throw new Error('the list came without metadata.resourceVersion, so it cannot be watched');
+    this.relistWanted = false;
     handlers.replace(objects);
     const relist = this.state.synced;
     if (relist) this.state.relists++;
@@ -308,6 +338,7 @@ export class Informer {
       const settle = (end: WatchEnd): void => {
         if (settled) return;
         settled = true;
+        this.endForRelist = undefined;
         this.abort.signal.removeEventListener('abort', onStop);
         controller?.abort();
         this.setConnected(false);
@@ -326,11 +357,13 @@ export class Informer {
           const error =
             status === 404
               ? `404 Not Found: ${resource.whenMissing}`
-              : status !== undefined
-                ? `${status} ${errorText(err)}`
-                : typeof code === 'string'
-                  ? `cannot reach the API server at ${this.opts.client.server}: ${code}`
-                  : errorText(err);
+              : status === 403 && resource.whenForbidden !== undefined
+                ? `403 Forbidden: ${resource.whenForbidden}`
+                : status !== undefined
+                  ? `${status} ${errorText(err)}`
+                  : typeof code === 'string'
+                    ? `cannot reach the API server at ${this.opts.client.server}: ${code}`
+                    : errorText(err);
           return settle({ outcome: 'error', error, healthy: healthy() });
         }
         settle({ outcome: 'closed', resourceVersion: latest, healthy: healthy() });
@@ -367,6 +400,9 @@ export class Informer {
 
       this.abort.signal.addEventListener('abort', onStop, { once: true });
       if (this.stopped) return onStop();
+      // Asked for between the list and now: no need to watch first.
+      if (this.relistWanted) return settle({ outcome: 'relist' });
+      this.endForRelist = () => settle({ outcome: 'relist' });
       const started = this.watch
         .watch(
           resource.path,

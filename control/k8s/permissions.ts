@@ -1,5 +1,6 @@
 // Everything the agent asks of the API server, in one list: the Kubernetes
-// source (list and watch), leader election (its Lease) and the leader-only
+// source (list and watch; Secrets only in the agent's own namespace, for BGP
+// MD5 passwords), leader election (its Lease) and the leader-only
 // Service controller (status, finalizer, events, pool status). The chart's
 // templates/rbac.yaml grants exactly this (test/chart-rbac.test.ts), and
 // uncoveredRequests() lets an end-to-end test prove the agent asked for
@@ -129,6 +130,15 @@ export function agentPermissions(settings: PermissionSettings = {}): Permission[
       scope: 'releaseNamespace',
       resourceNames: [leaseName],
       why: "leader election reads and renews its Lease (and no other: in kube-system those are the control plane's)",
+    },
+    {
+      apiGroup: '',
+      resource: 'secrets',
+      verbs: READ,
+      scope: 'releaseNamespace',
+      why:
+        "the source watches the Secrets of the agent's own namespace for BGPPeers' MD5 " +
+        "passwords (no other namespace's: a passwordSecretRef elsewhere is refused)",
     },
   ];
 }

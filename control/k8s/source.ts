@@ -5,6 +5,12 @@
 // (it validated them; the model and allocator cope with anything else), less
 // managedFields and the last-applied annotation; times stay RFC 3339 strings.
 //
+// Secrets, for BGP MD5 passwords, only in the agent's own namespace (a
+// namespaced list and watch: the chart grants a Role there, no more), and
+// stripped on arrival to the values of the keys BGPPeers reference
+// (store/secrets.ts). A peer that starts referencing a key the store dropped
+// makes the Secrets be listed again; readiness never waits for them.
+//
 // While the API server is unreachable, or a kind is not served (the IPPool
 // CRD not installed), the store keeps what it last read, so the datapath
 // keeps forwarding; each kind retries with back-off on its own. After every
@@ -16,12 +22,22 @@ import type { Registry } from 'prom-client';
 
 import { logger, type Logger } from '../observe/log.js';
 import { objectKey, type ResourceKind, type ResourceTypes } from '../resources/kinds.js';
-import type { ClusterStore } from '../store/cluster-store.js';
+import type { ClusterStore, StoreChanges } from '../store/cluster-store.js';
+import {
+  keepWanted,
+  narrowStored,
+  secretFromApi,
+  secretStoreKey,
+  wantedSecretKeys,
+  wantsMore,
+  type WantedSecretKeys,
+} from '../store/secrets.js';
 
 import {
   Informer,
   type InformerHandlers,
   type InformerStatus,
+  type InformerResource,
   type InformerTimings,
   type KubeObjectJson,
 } from './informer.js';
@@ -44,6 +60,11 @@ export interface KubernetesSourceOptions extends InformerTimings {
   store: ClusterStore;
   /** Default all of SOURCE_KINDS; add BGP_SOURCE_KINDS for the BGP speaker. */
   kinds?: readonly SourceKind[];
+  /**
+   * The agent's own namespace: its Secrets are watched for the BGPPeers'
+   * MD5 passwords. No Secrets are read when absent.
+   */
+  secretNamespace?: string;
   /** Default: logger('k8s-source'). */
   log?: Logger;
   /** Where to register xlb_k8s_* metrics; none when absent. */
@@ -54,6 +75,22 @@ export interface KubernetesSourceStatus {
   /** Every kind was listed at least once. */
   synced: boolean;
   kinds: Partial<Record<SourceKind, InformerStatus>>;
+  /** The Secrets of the agent's namespace, when watched. */
+  secrets?: InformerStatus;
+}
+
+/** The Secrets of one namespace, as an informer reads them. */
+export function secretResource(namespace: string): InformerResource {
+  return {
+    kind: 'Secret',
+    apiVersion: 'v1',
+    path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`,
+    whenMissing: `the API server does not serve v1 Secrets in namespace ${namespace}`,
+    whenForbidden:
+      `the agent may not list and watch Secrets in namespace ${namespace}: grant it with a ` +
+      'Role and RoleBinding there (the chart does, in its release namespace); BGPPeers with ' +
+      'a passwordSecretRef stay invalid until then',
+  };
 }
 
 export class KubernetesSourceError extends Error {
@@ -71,6 +108,9 @@ export class KubernetesSource {
   private readonly namespaces = new NamespaceLabels();
   private readonly unsynced: Set<SourceKind>;
   private readonly synced: Promise<void>;
+  private readonly secrets:
+    { namespace: string; informer: Informer; loaded: WantedSecretKeys } | undefined;
+  private unsubscribeStore: (() => void) | undefined;
   private resolveSynced!: () => void;
   private rejectSynced!: (err: Error) => void;
   private state: 'new' | 'running' | 'stopped' = 'new';
@@ -121,6 +161,27 @@ export class KubernetesSource {
       );
       this.metrics?.connected(kind, false);
     }
+    if (options.secretNamespace !== undefined) {
+      const namespace = options.secretNamespace;
+      if (namespace === '')
+        throw new KubernetesSourceError('secretNamespace must name a namespace (it is empty)');
+      this.secrets = {
+        namespace,
+        loaded: new Map(),
+        informer: new Informer({
+          kubeConfig: options.kubeConfig,
+          backoff: options.backoff,
+          pageSize: options.pageSize,
+          watchTimeoutSeconds: options.watchTimeoutSeconds,
+          healthyAfterMs: options.healthyAfterMs,
+          requestTimeoutMs: options.requestTimeoutMs,
+          client,
+          resource: secretResource(namespace),
+          handlers: this.secretHandlers(namespace),
+          log: this.log,
+        }),
+      };
+    }
   }
 
   /** Starts listing and watching; see whenSynced(). */
@@ -128,8 +189,17 @@ export class KubernetesSource {
     if (this.state !== 'new')
       throw new KubernetesSourceError('a Kubernetes source starts once; make a new one');
     this.state = 'running';
-    this.log.info({ kinds: [...this.informers.keys()] }, 'watching the API server');
+    this.log.info(
+      {
+        kinds: [...this.informers.keys()],
+        ...(this.secrets === undefined ? {} : { secretNamespace: this.secrets.namespace }),
+      },
+      'watching the API server',
+    );
+    if (this.secrets !== undefined)
+      this.unsubscribeStore = this.store.subscribe((changes) => this.peersChanged(changes));
     for (const informer of this.informers.values()) informer.start();
+    this.secrets?.informer.start();
   }
 
   /** Ends every watch, request and timer. The store keeps its content. */
@@ -142,7 +212,12 @@ export class KubernetesSource {
           `stopped before every kind was listed (not yet: ${[...this.unsynced].join(', ')})`,
         ),
       );
-    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    this.unsubscribeStore?.();
+    await Promise.all(
+      [...this.informers.values(), ...(this.secrets ? [this.secrets.informer] : [])].map((i) =>
+        i.stop(),
+      ),
+    );
   }
 
   /**
@@ -161,7 +236,11 @@ export class KubernetesSource {
   status(): KubernetesSourceStatus {
     const kinds: Partial<Record<SourceKind, InformerStatus>> = {};
     for (const [kind, informer] of this.informers) kinds[kind] = informer.status();
-    return { synced: this.isSynced(), kinds };
+    return {
+      synced: this.isSynced(),
+      kinds,
+      ...(this.secrets === undefined ? {} : { secrets: this.secrets.informer.status() }),
+    };
   }
 
   /**
@@ -185,6 +264,53 @@ export class KubernetesSource {
       'every kind listed: in sync with the API server',
     );
     this.resolveSynced();
+  }
+
+  /** The keys BGPPeers reference now, in the agent's namespace. */
+  private wantedNow(namespace: string): WantedSecretKeys {
+    return wantedSecretKeys(this.store.bgpPeers(), namespace);
+  }
+
+  /**
+   * BGPPeers changed: a key referenced anew was dropped on arrival, so the
+   * Secrets are listed again; a key no longer referenced is dropped now.
+   */
+  private peersChanged(changes: StoreChanges): void {
+    const secrets = this.secrets;
+    if (secrets === undefined || (changes.BGPPeer?.size ?? 0) === 0) return;
+    const wanted = this.wantedNow(secrets.namespace);
+    if (wantsMore(secrets.loaded, wanted)) secrets.informer.relist();
+    secrets.loaded = wanted;
+    for (const stored of this.store.secrets()) this.store.applySecret(narrowStored(stored, wanted));
+  }
+
+  private secretHandlers(namespace: string): InformerHandlers {
+    const store = this.store;
+    const read = (obj: KubeObjectJson) => {
+      const values = secretFromApi(obj);
+      return values?.metadata.namespace === namespace ? values : undefined;
+    };
+    return {
+      replace: (objects) => {
+        const wanted = this.wantedNow(namespace);
+        if (this.secrets !== undefined) this.secrets.loaded = wanted;
+        const kept = new Map<string, ReturnType<typeof keepWanted>>();
+        for (const obj of objects) {
+          const values = read(obj);
+          if (values !== undefined) kept.set(values.metadata.name, keepWanted(values, wanted));
+        }
+        store.replaceAll({ Secret: [...kept.values()] });
+      },
+      upsert: (obj) => {
+        const values = read(obj);
+        if (values !== undefined) store.applySecret(keepWanted(values, this.wantedNow(namespace)));
+      },
+      remove: (obj) => {
+        const values = read(obj);
+        if (values !== undefined)
+          store.deleteSecret(secretStoreKey(namespace, values.metadata.name));
+      },
+    };
   }
 
   private storeHandlers<K extends ResourceKind>(kind: K): InformerHandlers {

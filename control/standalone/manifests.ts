@@ -6,6 +6,9 @@ import { LineCounter, parseAllDocuments } from 'yaml';
 import { InvalidResourceError, UnknownKindError } from '../resources/errors.js';
 import { objectKey, type ResourceKind, type ResourceTypes } from '../resources/kinds.js';
 import { validateResource } from '../resources/validate.js';
+import { secretStoreKey, type SecretValues } from '../store/secrets.js';
+
+import { isSecretManifest, parseSecretManifest } from './secret-manifest.js';
 
 export type ProblemCode =
   /** The file is not YAML. The file changes nothing. */
@@ -17,7 +20,9 @@ export type ProblemCode =
   /** A document of a kind xlb does not read: skipped, the rest of the file is used. */
   | 'unknownKind'
   /** An object another file (or an earlier document) already defines: this one is ignored. */
-  | 'duplicate';
+  | 'duplicate'
+  /** A Secret outside the agent's namespace: skipped (xlb reads Secrets only there), the rest of the file is used. */
+  | 'foreignSecret';
 
 export interface ManifestProblem {
   /** The file's name in the directory (the directory itself when it cannot be read). */
@@ -35,15 +40,35 @@ export function rejectsFile(p: ManifestProblem): boolean {
   return p.code === 'invalidYaml' || p.code === 'invalidObject' || p.code === 'unreadable';
 }
 
-export type ManifestObject = {
-  [K in ResourceKind]: {
-    kind: K;
-    key: string;
-    object: ResourceTypes[K];
-    file: string;
-    document: number;
-  };
-}[ResourceKind];
+export type ManifestObject =
+  | {
+      [K in ResourceKind]: {
+        kind: K;
+        key: string;
+        object: ResourceTypes[K];
+        file: string;
+        document: number;
+      };
+    }[ResourceKind]
+  | {
+      kind: 'Secret';
+      key: string;
+      /** Every value: merge keeps only those a BGPPeer references. */
+      object: SecretValues;
+      file: string;
+      document: number;
+    };
+
+export interface ManifestOptions {
+  /**
+   * The agent's own namespace: Secrets without a namespace are in it, and
+   * Secrets elsewhere are skipped. Default DEFAULT_SECRET_NAMESPACE.
+   */
+  secretNamespace?: string;
+}
+
+/** The agent's namespace when nothing says otherwise (the agent's own default). */
+export const DEFAULT_SECRET_NAMESPACE = 'xlb-system';
 
 export interface ParsedManifests {
   objects: ManifestObject[];
@@ -62,11 +87,16 @@ function isList(doc: Record<string, unknown>): boolean {
   return (
     (doc.kind === 'List' && doc.apiVersion === 'v1') ||
     (typeof doc.kind === 'string' &&
-      /^(Service|EndpointSlice|Node|IPPool|BGPPeer|BGPAdvertisement)List$/.test(doc.kind))
+      /^(Service|EndpointSlice|Node|IPPool|BGPPeer|BGPAdvertisement|Secret)List$/.test(doc.kind))
   );
 }
 
-export function parseManifests(fileName: string, text: string): ParsedManifests {
+export function parseManifests(
+  fileName: string,
+  text: string,
+  options: ManifestOptions = {},
+): ParsedManifests {
+  const secretNamespace = options.secretNamespace ?? DEFAULT_SECRET_NAMESPACE;
   const objects: ManifestObject[] = [];
   const problems: ManifestProblem[] = [];
   const lines = new LineCounter();
@@ -118,6 +148,26 @@ export function parseManifests(fileName: string, text: string): ParsedManifests 
         continue;
       }
       try {
+        if (isSecretManifest(item.value)) {
+          const secret = parseSecretManifest(item.value, secretNamespace, item.path);
+          const { namespace, name } = secret.metadata;
+          if (namespace !== secretNamespace) {
+            problem(
+              'foreignSecret',
+              `${where}Secret ${namespace}/${name} skipped: xlb reads Secrets only ` +
+                `in its own namespace '${secretNamespace}' (leave metadata.namespace out, or set it to that)`,
+            );
+            continue;
+          }
+          objects.push({
+            kind: 'Secret',
+            key: secretStoreKey(namespace, name),
+            object: secret,
+            file: fileName,
+            document: index,
+          });
+          continue;
+        }
         const valid = validateResource(item.value, item.path);
         objects.push({
           ...valid,

@@ -4,15 +4,27 @@
 // order the file system lists or the watcher reports files.
 import { RESOURCE_KINDS } from '../resources/kinds.js';
 import type { StoreSnapshot } from '../store/cluster-store.js';
+import { keepWanted, wantedSecretKeys, type SecretValues } from '../store/secrets.js';
 
-import type { ManifestObject, ManifestProblem } from './manifests.js';
+import {
+  DEFAULT_SECRET_NAMESPACE,
+  type ManifestObject,
+  type ManifestProblem,
+} from './manifests.js';
 
 export interface FileContribution {
   file: string;
   objects: readonly ManifestObject[];
 }
 
-export function mergeContributions(files: readonly FileContribution[]): {
+/**
+ * Secrets come out with only the values the snapshot's BGPPeers reference
+ * (in `secretNamespace`, the agent's own), as from the Kubernetes source.
+ */
+export function mergeContributions(
+  files: readonly FileContribution[],
+  secretNamespace = DEFAULT_SECRET_NAMESPACE,
+): {
   snapshot: Required<StoreSnapshot>;
   problems: ManifestProblem[];
 } {
@@ -23,7 +35,9 @@ export function mergeContributions(files: readonly FileContribution[]): {
     IPPool: [],
     BGPPeer: [],
     BGPAdvertisement: [],
+    Secret: [],
   };
+  const secrets: SecretValues[] = [];
   const problems: ManifestProblem[] = [];
   const winners = new Map<string, ManifestObject>();
   const ordered = [...files].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
@@ -44,12 +58,15 @@ export function mergeContributions(files: readonly FileContribution[]): {
         continue;
       }
       winners.set(id, o);
-      (snapshot[o.kind] as unknown[]).push(o.object);
+      if (o.kind === 'Secret') secrets.push(o.object);
+      else (snapshot[o.kind] as unknown[]).push(o.object);
     }
   }
+  const wanted = wantedSecretKeys(snapshot.BGPPeer, secretNamespace);
+  snapshot.Secret = secrets.map((s) => keepWanted(s, wanted));
   return { snapshot, problems };
 }
 
 export function countObjects(snapshot: Required<StoreSnapshot>): number {
-  return RESOURCE_KINDS.reduce((n, k) => n + snapshot[k].length, 0);
+  return RESOURCE_KINDS.reduce((n, k) => n + snapshot[k].length, snapshot.Secret.length);
 }

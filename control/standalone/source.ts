@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { logger, type Logger } from '../observe/log.js';
 import type { ClusterStore } from '../store/cluster-store.js';
 
-import { parseManifests, type ManifestObject, type ManifestProblem } from './manifests.js';
+import {
+  DEFAULT_SECRET_NAMESPACE,
+  parseManifests,
+  type ManifestObject,
+  type ManifestProblem,
+} from './manifests.js';
 import { countObjects, mergeContributions } from './merge.js';
 
 export interface StandaloneSourceOptions {
@@ -19,6 +24,11 @@ export interface StandaloneSourceOptions {
   store: ClusterStore;
   /** Quiet time after the last file event before rescanning; default 50 ms. */
   debounceMs?: number;
+  /**
+   * The agent's own namespace (its --lease-namespace): Secret manifests
+   * without a namespace are in it, others are skipped. Default xlb-system.
+   */
+  secretNamespace?: string;
   log?: Logger;
 }
 
@@ -49,12 +59,14 @@ const WHAT_HAPPENS: Record<ManifestProblem['code'], string> = {
   unreadable: 'file ignored: the objects it last defined while valid stay in effect',
   unknownKind: 'document skipped: xlb does not read this kind',
   duplicate: 'definition ignored: an earlier file defines the same object',
+  foreignSecret: "document skipped: xlb reads Secrets only in the agent's own namespace",
 };
 
 export class StandaloneSource {
   private readonly directory: string;
   private readonly store: ClusterStore;
   private readonly debounceMs: number;
+  private readonly secretNamespace: string;
   private readonly log: Logger;
   /** What each file last contributed while valid. */
   private readonly lastGood = new Map<string, readonly ManifestObject[]>();
@@ -74,6 +86,7 @@ export class StandaloneSource {
     this.directory = options.directory;
     this.store = options.store;
     this.debounceMs = options.debounceMs ?? 50;
+    this.secretNamespace = options.secretNamespace ?? DEFAULT_SECRET_NAMESPACE;
     this.log = options.log ?? logger('standalone');
   }
 
@@ -214,7 +227,7 @@ export class StandaloneSource {
         continue;
       }
       present.add(name);
-      const parsed = parseManifests(name, text);
+      const parsed = parseManifests(name, text, { secretNamespace: this.secretNamespace });
       problems.push(...parsed.problems);
       if (parsed.usable) this.lastGood.set(name, parsed.objects);
     }
@@ -222,6 +235,7 @@ export class StandaloneSource {
       if (!present.has(name)) this.lastGood.delete(name);
     const merged = mergeContributions(
       [...this.lastGood].map(([file, objects]) => ({ file, objects })),
+      this.secretNamespace,
     );
     problems.push(...merged.problems);
     if (this.stopped) return;

@@ -16,6 +16,7 @@ import {
 } from '../resources/kinds.js';
 
 import { sameContent } from './equal.js';
+import { secretStoreKey, type StoredSecret } from './secrets.js';
 
 /** Kinds added after the first four; optional in StoreChanges so that code building a change set by hand for the model keeps compiling. */
 type LaterKind = 'BGPPeer' | 'BGPAdvertisement';
@@ -28,12 +29,17 @@ export type StoreChanges = {
   readonly [K in Exclude<ResourceKind, LaterKind>]: ReadonlySet<string>;
 } & {
   readonly [K in LaterKind]?: ReadonlySet<string>;
+} & {
+  /** Secrets (`namespace/name`): only BGP passwords, see secrets.ts. */
+  readonly Secret?: ReadonlySet<string>;
 };
 
 export type StoreListener = (changes: StoreChanges) => void;
 
 /** The whole state of the kinds present; kinds left out are not touched. */
-export type StoreSnapshot = { [K in ResourceKind]?: readonly ResourceTypes[K][] };
+export type StoreSnapshot = { [K in ResourceKind]?: readonly ResourceTypes[K][] } & {
+  Secret?: readonly StoredSecret[];
+};
 
 export class StoreError extends Error {
   constructor(message: string) {
@@ -55,8 +61,9 @@ function emptyTables(): Tables {
   };
 }
 
-function emptyChanges(): Record<ResourceKind, Set<string>> {
+function emptyChanges(): Record<ResourceKind | 'Secret', Set<string>> {
   return {
+    Secret: new Set(),
     Service: new Set(),
     EndpointSlice: new Set(),
     Node: new Set(),
@@ -90,8 +97,10 @@ export class ClusterStore {
   private readonly sorted = new Map<ResourceKind, readonly unknown[]>();
   /** `namespace/service` -> keys of the EndpointSlices labelled with it. */
   private readonly slicesByService = new Map<string, Set<string>>();
+  /** Kept apart from the resource kinds: stripped on the way in, never validated or listed with them. */
+  private readonly secretTable = new Map<string, StoredSecret>();
   private readonly listeners = new Set<StoreListener>();
-  private pending: Record<ResourceKind, Set<string>> | undefined;
+  private pending: Record<ResourceKind | 'Secret', Set<string>> | undefined;
 
   /**
    * Stores a copy of `obj` (frozen: readers share it, so nobody may change it).
@@ -122,6 +131,11 @@ export class ClusterStore {
     for (const kind of RESOURCE_KINDS) {
       const objects = snapshot[kind];
       if (objects !== undefined) keyed[kind] = this.keyAll(kind, objects) as never;
+    }
+    const secrets = snapshot.Secret === undefined ? undefined : this.keySecrets(snapshot.Secret);
+    if (secrets !== undefined) {
+      for (const key of [...this.secretTable.keys()]) if (!secrets.has(key)) this.deleteSecret(key);
+      for (const secret of secrets.values()) this.applySecret(secret);
     }
     for (const kind of RESOURCE_KINDS) {
       const next = keyed[kind] as Map<string, ResourceTypes[typeof kind]> | undefined;
@@ -184,6 +198,32 @@ export class ClusterStore {
     return this.list('BGPAdvertisement');
   }
 
+  /** Stores a copy of `secret`; false, notifying nobody, when an equal one is stored. */
+  applySecret(secret: StoredSecret): boolean {
+    const key = secretStoreKey(secret.metadata.namespace, secret.metadata.name);
+    const old = this.secretTable.get(key);
+    if (old !== undefined && sameContent(old, secret)) return false;
+    this.secretTable.set(key, deepFreeze(structuredClone(secret)));
+    this.changed('Secret', key);
+    return true;
+  }
+
+  /** `key` is `namespace/name`. Returns whether the Secret was stored. */
+  deleteSecret(key: string): boolean {
+    if (!this.secretTable.delete(key)) return false;
+    this.changed('Secret', key);
+    return true;
+  }
+
+  secret(namespace: string, name: string): StoredSecret | undefined {
+    return this.secretTable.get(secretStoreKey(namespace, name));
+  }
+
+  /** Every Secret stored, ordered by key. */
+  secrets(): readonly StoredSecret[] {
+    return [...this.secretTable.entries()].sort(byKey).map(([, s]) => s);
+  }
+
   /**
    * `listener` runs once per burst of changes (everything changed within one
    * synchronous run of the caller), after the burst. Returns the unsubscribe.
@@ -205,6 +245,19 @@ export class ClusterStore {
           `the snapshot holds ${kind} '${key}' twice; a source must resolve duplicates`,
         );
       keyed.set(key, obj);
+    }
+    return keyed;
+  }
+
+  private keySecrets(secrets: readonly StoredSecret[]): Map<string, StoredSecret> {
+    const keyed = new Map<string, StoredSecret>();
+    for (const secret of secrets) {
+      const key = secretStoreKey(secret.metadata.namespace, secret.metadata.name);
+      if (keyed.has(key))
+        throw new StoreError(
+          `the snapshot holds Secret '${key}' twice; a source must resolve duplicates`,
+        );
+      keyed.set(key, secret);
     }
     return keyed;
   }
@@ -241,8 +294,8 @@ export class ClusterStore {
     if (keys?.size === 0) this.slicesByService.delete(owner);
   }
 
-  private changed(kind: ResourceKind, key: string): void {
-    this.sorted.delete(kind);
+  private changed(kind: ResourceKind | 'Secret', key: string): void {
+    if (kind !== 'Secret') this.sorted.delete(kind);
     if (this.pending === undefined) {
       this.pending = emptyChanges();
       // A microtask runs after the caller's synchronous burst, and leaves no

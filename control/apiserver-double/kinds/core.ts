@@ -1,7 +1,8 @@
-// v1 Namespace, Node and a minimal Pod: their defaults, the validation a test
-// can trip, and kubectl's columns.
+// v1 Namespace, Node, Secret and a minimal Pod: their defaults, the validation
+// a test can trip, and kubectl's columns.
 // Approximated: Pods are never scheduled or run (phase stays Pending unless
 // a test writes status) and are deleted at once, without a grace period.
+// Secrets are stored as sent (no encryption at rest, no per-type key rules).
 import { ageColumn, column, nameColumn } from '../columns.js';
 import { required, invalidValue, type Cause } from '../errors.js';
 import { asArray, asString, child, isObj, type Obj } from '../json.js';
@@ -189,5 +190,53 @@ export const podType = builtin({
     }),
     column('Nominated Node', () => '<none>', { priority: 1 }),
     column('Readiness Gates', () => '<none>', { priority: 1 }),
+  ],
+});
+
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export const secretType = builtin({
+  group: '',
+  version: 'v1',
+  kind: 'Secret',
+  model: 'V1Secret',
+  plural: 'secrets',
+  namespaced: true,
+  hooks: {
+    defaults(o) {
+      o.type ??= 'Opaque';
+      // As kube-apiserver: stringData is write-only, merged into data (its
+      // values win) and never stored or returned.
+      if (isObj(o.stringData)) {
+        const data = child(o, 'data');
+        for (const [k, v] of Object.entries(o.stringData))
+          if (typeof v === 'string') data[k] = Buffer.from(v, 'utf8').toString('base64');
+      }
+      delete o.stringData;
+    },
+    validate(o) {
+      const causes: Cause[] = [];
+      const data = isObj(o.data) ? o.data : {};
+      for (const [k, v] of Object.entries(data)) {
+        if (!SECRET_KEY.test(k))
+          causes.push(
+            invalidValue(
+              `data[${k}]`,
+              k,
+              "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            ),
+          );
+        if (typeof v !== 'string' || !BASE64.test(v))
+          causes.push(invalidValue(`data[${k}]`, '<redacted>', 'illegal base64 data'));
+      }
+      return causes;
+    },
+  },
+  columns: [
+    nameColumn,
+    column('Type', (o) => asString(o.type) ?? ''),
+    column('Data', (o) => String(isObj(o.data) ? Object.keys(o.data).length : 0)),
+    ageColumn,
   ],
 });

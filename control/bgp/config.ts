@@ -6,6 +6,8 @@
 // spec.sourceAddress becomes the session's local address (its TCP
 // connections are bound to it, BFD runs from it, and it is the next hop);
 // spec.keepaliveTime goes to the session, which caps it by the hold time.
+import { createHash } from 'node:crypto';
+
 import { parseIP, familyOf, addressToBigInt } from '../resources/addresses.js';
 import { bgpAdvertisementSchema, type BGPAdvertisement } from '../resources/bgp-advertisement.js';
 import { bgpPeerSchema, type BGPPeer } from '../resources/bgp-peer.js';
@@ -199,7 +201,11 @@ export function planPeer(
     ...(spec.gracefulRestart === undefined ? {} : { gracefulRestart: spec.gracefulRestart }),
     ...(spec.bfd === undefined ? {} : { bfd: spec.bfd }),
   };
-  plan.key = JSON.stringify({ ...plan, key: undefined });
+  // The key is compared, never shown; still, it holds a digest of the
+  // password rather than the password, so no dump of a plan reveals it.
+  const md5Digest =
+    md5Key === undefined ? undefined : createHash('sha256').update(md5Key).digest('hex');
+  plan.key = JSON.stringify({ ...plan, key: undefined, md5Key: md5Digest });
   return plan;
 }
 

@@ -160,6 +160,8 @@ export interface RawAddon {
   setSockOptInt(fd: number, level: number, name: number, value: number): void;
   getSockOptInt(fd: number, level: number, name: number): number;
   tcpSocket(family: 4 | 6): number;
+  attachSocketFilter(fd: number, program: [number, number, number, number][]): void;
+  socketDrops(fd: number): number;
   libbpfVersion(): string;
 }
 

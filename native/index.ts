@@ -12,15 +12,19 @@ export { BpfObject } from './object.js';
 export { BpfProgram } from './program.js';
 export type { TestRunOptions, TestRunResult } from './program.js';
 export {
+  attachSocketFilter,
   connectTcp,
+  dgramSocketFd,
   getSocketOption,
   getSocketTtl,
+  minTtlFilter,
   setSocketOption,
   setSocketTtl,
   setTcpMd5,
+  socketDrops,
   socketFd,
 } from './socket.js';
-export type { TcpConnectOptions, TtlOptions } from './socket.js';
+export type { SocketFilterInstruction, TcpConnectOptions, TtlOptions } from './socket.js';
 
 import { unlinkSync } from 'node:fs';
 

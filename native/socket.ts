@@ -1,4 +1,5 @@
-// Socket options Node's net module does not offer.
+// Socket options Node's net and dgram modules do not offer.
+import type dgram from 'node:dgram';
 import net from 'node:net';
 
 import ipaddr from 'ipaddr.js';
@@ -127,4 +128,79 @@ export function connectTcp(options: TcpConnectOptions): net.Socket {
     host: options.host,
     ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
   });
+}
+
+/**
+ * The descriptor under a bound dgram.Socket (Linux). Node offers no public
+ * way to it: it is the handle in the socket's internal state (the same on
+ * Node 20 and 24), and this throws a plain error should that ever change.
+ */
+export function dgramSocketFd(socket: dgram.Socket): number {
+  const state = Object.getOwnPropertySymbols(socket)
+    .filter((s) => s.description === 'state symbol')
+    .map((s) => (socket as unknown as Record<symbol, { handle?: { fd?: number } }>)[s])[0];
+  const fd = state?.handle?.fd;
+  if (typeof fd !== 'number' || fd < 0)
+    throw new Error('UDP socket has no descriptor (not bound yet?)');
+  return fd;
+}
+
+/** One classic BPF instruction (struct sock_filter). */
+export interface SocketFilterInstruction {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+// Classic BPF opcodes (linux/filter.h) and the offset that makes a load
+// relative to the network header (SKF_NET_OFF), whatever the socket type.
+const BPF_LDB_ABS = 0x30;
+const BPF_RSH_K = 0x74;
+const BPF_JEQ_K = 0x15;
+const BPF_JGE_K = 0x35;
+const BPF_RET_K = 0x06;
+const SKF_NET_OFF = 0x100000;
+const netOffset = (offset: number) => (offset - SKF_NET_OFF) >>> 0;
+
+/**
+ * A socket filter that keeps IPv4 packets whose TTL, and IPv6 packets whose
+ * hop limit, is at least minTtl, and drops everything else (RFC 5881
+ * section 5 and GTSM, RFC 5082, with 255). It reads the IP version from the
+ * header itself, so it also serves IPv4-mapped traffic on an IPv6 socket.
+ */
+export function minTtlFilter(minTtl: number): SocketFilterInstruction[] {
+  checkTtl('minimum TTL', minTtl, 0);
+  const i = (code: number, k: number, jt = 0, jf = 0) => ({ code, jt, jf, k });
+  return [
+    i(BPF_LDB_ABS, netOffset(0)), // 0: version and IHL
+    i(BPF_RSH_K, 4), // 1: version
+    i(BPF_JEQ_K, 4, 0, 2), // 2: IPv4 -> 3, else -> 5
+    i(BPF_LDB_ABS, netOffset(8)), // 3: IPv4 TTL
+    i(BPF_JGE_K, minTtl, 4, 3), // 4: keep -> 9, drop -> 8
+    i(BPF_JEQ_K, 6, 0, 2), // 5: IPv6 -> 6, else -> 8
+    i(BPF_LDB_ABS, netOffset(7)), // 6: IPv6 hop limit
+    i(BPF_JGE_K, minTtl, 1, 0), // 7: keep -> 9, drop -> 8
+    i(BPF_RET_K, 0), // 8: drop
+    i(BPF_RET_K, 0xffffffff), // 9: keep the whole packet
+  ];
+}
+
+/** Attaches a classic BPF socket filter (SO_ATTACH_FILTER); it replaces any filter before it. */
+export function attachSocketFilter(
+  socketFd: number,
+  program: readonly SocketFilterInstruction[],
+): void {
+  addon().attachSocketFilter(
+    socketFd,
+    program.map((p) => [p.code, p.jt, p.jf, p.k]),
+  );
+}
+
+/**
+ * How many packets the kernel dropped for this socket (SO_MEMINFO): those
+ * its socket filter refused, and those that found the receive buffer full.
+ */
+export function socketDrops(socketFd: number): number {
+  return addon().socketDrops(socketFd);
 }

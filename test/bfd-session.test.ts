@@ -2,8 +2,12 @@
 // (no root needed): two xlb sessions come Up and notice each other's silence
 // within the detection time; packets go out from a source port in
 // 49152-65535 with xlb's discriminator; garbage, packets for no session and
-// packets from the wrong address are counted and change nothing.
+// packets from the wrong address are counted and change nothing; packets
+// with a TTL (hop limit) below 255 are dropped by the kernel and counted as
+// lowTtl (RFC 5881 section 5), on loopback and across a veth link from
+// another network namespace.
 import dgram from 'node:dgram';
+import net from 'node:net';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -20,7 +24,10 @@ import {
   type ControlPacket,
 } from '../control/bgp/bfd/index.js';
 import { until } from '../control/topology/agent-harness.js';
+import { inNetns } from '../native/index.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
+import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { requirePrivileges } from './support/privileged.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -35,11 +42,20 @@ function endpoint(localAddress: string): BfdEndpoint {
   return e;
 }
 
-async function rawSocket(address: string): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4');
+/** A raw BFD peer: sends with TTL 255, as RFC 5881 asks (the endpoint drops less). */
+async function rawSocket(address: string, ttl = 255): Promise<dgram.Socket> {
+  const s = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
   await new Promise<void>((resolve) => s.bind(0, address, resolve));
   cleanup.add(() => s.close());
+  s.setTTL(ttl);
   return s;
+}
+
+/** Sends and waits until the datagram has left (the TTL in force is the one at send time). */
+function sendNow(s: dgram.Socket, bytes: Buffer, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    s.send(bytes, port, address, (e) => (e ? reject(e) : resolve())),
+  );
 }
 
 function nextPacket(s: dgram.Socket): Promise<{ packet: ControlPacket; port: number }> {
@@ -262,5 +278,99 @@ describe('BFD sessions over loopback', () => {
   it('refuses a peer of the other family', () => {
     const e = endpoint('127.0.0.1');
     expect(() => e.session({ peerAddress: '::1' })).toThrow(/differ in family/);
+  });
+});
+
+/** A peer's first packet: Down, not knowing our discriminator yet. Accepted, it takes the session to Init. */
+function downPacket(myDiscriminator: number): Buffer {
+  return encodeControl({
+    diag: 0,
+    state: BfdState.Down,
+    poll: false,
+    final: false,
+    controlPlaneIndependent: false,
+    demand: false,
+    multipoint: false,
+    detectMult: 3,
+    myDiscriminator,
+    yourDiscriminator: 0,
+    desiredMinTxInterval: 1_000_000,
+    requiredMinRxInterval: 30_000,
+    requiredMinEchoRxInterval: 0,
+  });
+}
+
+/**
+ * The peer sends with TTL 254 (one router away): the kernel drops it and the
+ * endpoint counts it; the same packet with TTL 255 takes the session to Init.
+ */
+async function ttlCheck(e: BfdEndpoint, session: BfdSession, peer: dgram.Socket): Promise<void> {
+  expect(e.ttlChecked).toBe(true);
+  peer.setTTL(254);
+  await sendNow(peer, downPacket(91), e.port, e.localAddress);
+  await until(
+    () => `the kernel to drop the TTL 254 packet (${JSON.stringify(e.stats)})`,
+    () => e.stats.discarded.lowTtl === 1,
+    5_000,
+    5,
+  );
+  expect(e.stats).toEqual({ received: 0, discarded: { lowTtl: 1 } });
+  expect(session.state).toBe(BfdState.Down);
+  expect(session.stats.received).toBe(0);
+  peer.setTTL(255);
+  await sendNow(peer, downPacket(92), e.port, e.localAddress);
+  await until(
+    () => `the TTL 255 packet to take the session to Init (${JSON.stringify(e.stats)})`,
+    () => session.state === BfdState.Init,
+    5_000,
+    5,
+  );
+  expect(session.variables.remoteDiscr).toBe(92);
+  expect(e.stats).toEqual({ received: 1, discarded: { lowTtl: 1 } });
+}
+
+describe('received TTL (RFC 5881 section 5)', () => {
+  for (const [family, local, peer] of [
+    ['IPv4', '127.0.0.1', '127.0.0.7'],
+    ['IPv6', '::1', '::1'],
+  ] as const) {
+    it(`${family} on loopback: TTL 254 is dropped and counted, 255 accepted`, async () => {
+      const e = endpoint(local);
+      const raw = await rawSocket(peer);
+      const session = e.session({ peerAddress: peer, peerPort: raw.address().port, timing: FAST });
+      await ttlCheck(e, session, raw);
+    });
+  }
+
+  it('from another namespace across a veth, IPv4 and IPv6', async () => {
+    requirePrivileges('bfd-session');
+    const link = BgpLink.build();
+    cleanup.add(() => link.destroy());
+    for (const [local, peer] of [
+      [XLB.v4, PEER.v4],
+      [XLB.v6, PEER.v6],
+    ] as const) {
+      const { log } = recordingLog();
+      const e = new BfdEndpoint({
+        localAddress: local,
+        scope: (fn) => inNetns(link.xlbNs, fn),
+        log,
+      });
+      cleanup.add(() => e.close());
+      // Bound synchronously (an address needs no lookup), so inside the peer's namespace.
+      const type = net.isIPv6(peer) ? 'udp6' : 'udp4';
+      const raw = inNetns(link.peerNs, () => {
+        const s = dgram.createSocket({
+          type,
+          lookup: (host, _o, cb) =>
+            (cb as (e: null, a: string, f: number) => void)(null, host, type === 'udp6' ? 6 : 4),
+        });
+        s.bind({ address: peer, port: 0 });
+        return s;
+      });
+      cleanup.add(() => raw.close());
+      const session = e.session({ peerAddress: peer, peerPort: raw.address().port, timing: FAST });
+      await ttlCheck(e, session, raw);
+    }
   });
 });

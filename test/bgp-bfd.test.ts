@@ -175,7 +175,7 @@ async function setUp(bfd: Record<string, unknown> | undefined = BFD_300x3) {
     /xlb_bfd_session_up\{peer="tor"\} (\d)/.exec(
       await registry.getSingleMetricAsString('xlb_bfd_session_up'),
     )?.[1];
-  return { link, bird, speaker, context, bfdUp };
+  return { link, bird, speaker, context, bfdUp, registry };
 }
 
 /** Established with our route in BIRD, BFD Up on both sides at the 300 ms rate. */
@@ -288,5 +288,36 @@ describe('BFD tied to the BGP sessions, against BIRD 2', () => {
       () => birdBfdState(bird) !== 'up',
       2_000,
     );
+  });
+  it('drops BFD packets that crossed a router (TTL 254) and counts them per local address', async () => {
+    const s = await setUp();
+    const bfd = await allUp(s);
+    const discarded = async () =>
+      /xlb_bfd_packets_discarded_total\{local="([^"]+)",reason="lowTtl"\} (\d+)/.exec(
+        await s.registry.getSingleMetricAsString('xlb_bfd_packets_discarded_total'),
+      );
+    expect(await discarded()).toBeNull();
+    // Three packets one hop further away than a single-hop peer can be.
+    execFileSync('ip', [
+      'netns',
+      'exec',
+      s.link.peerNs,
+      'python3',
+      '-c',
+      'import socket,sys\n' +
+        's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n' +
+        's.setsockopt(socket.IPPROTO_IP,socket.IP_TTL,254)\n' +
+        'for _ in range(3): s.sendto(bytes(24),(sys.argv[1],3784))',
+      XLB.v4,
+    ]);
+    await until(
+      () => `three lowTtl discards in xlb_bfd_packets_discarded_total (${s.context()})`,
+      async () => (await discarded())?.[2] === '3',
+      2_000,
+      20,
+    );
+    expect((await discarded())?.[1]).toBe(XLB.v4);
+    // The session never saw them.
+    expect(bfd.state).toBe(BfdState.Up);
   });
 });

@@ -27,17 +27,6 @@ router bgp 65001
  exit-address-family
 `;
 
-function bgpState(frr: FrrProcess): string | undefined {
-  return frr.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${XLB.v4} json`)[
-    XLB.v4
-  ]?.bgpState;
-}
-
-function route(frr: FrrProcess, family: 'ipv4' | 'ipv6', prefix: string): unknown {
-  const r = frr.json<{ paths?: unknown[] }>(`show bgp ${family} unicast ${prefix} json`);
-  return r.paths?.length ? r.paths[0] : undefined;
-}
-
 describe('interop with FRR', () => {
   it('routes arrive with next hop and attributes; withdraw and stop remove them', async () => {
     requirePrivileges('bgp-interop-frr');
@@ -59,11 +48,11 @@ describe('interop with FRR', () => {
     );
     await until(
       () => `FRR to be Established (${context()})`,
-      () => bgpState(frr) === 'Established',
+      () => frr.bgpState(XLB.v4) === 'Established',
     );
     const v4 = await until(
       () => `the IPv4 route in FRR (${context()})`,
-      () => route(frr, 'ipv4', '203.0.113.10/32'),
+      () => frr.route('ipv4', '203.0.113.10/32'),
     );
     expect(v4).toMatchObject({
       valid: true,
@@ -77,7 +66,7 @@ describe('interop with FRR', () => {
     });
     const v6 = await until(
       () => `the IPv6 route in FRR (${context()})`,
-      () => route(frr, 'ipv6', '2001:db8:ff::10/128'),
+      () => frr.route('ipv6', '2001:db8:ff::10/128'),
     );
     expect(v6).toMatchObject({
       valid: true,
@@ -89,15 +78,16 @@ describe('interop with FRR', () => {
     session.withdraw(['203.0.113.10/32']);
     await until(
       () => `the IPv4 route to leave FRR (${context()})`,
-      () => route(frr, 'ipv4', '203.0.113.10/32') === undefined,
+      () => frr.route('ipv4', '203.0.113.10/32') === undefined,
     );
-    expect(route(frr, 'ipv6', '2001:db8:ff::10/128')).toBeDefined();
+    expect(frr.route('ipv6', '2001:db8:ff::10/128')).toBeDefined();
 
     await session.stop('test over');
     await until(
       () => `FRR to drop the session and the route (${context()})`,
       () =>
-        bgpState(frr) !== 'Established' && route(frr, 'ipv6', '2001:db8:ff::10/128') === undefined,
+        frr.bgpState(XLB.v4) !== 'Established' &&
+        frr.route('ipv6', '2001:db8:ff::10/128') === undefined,
     );
     expect(
       frr.json<

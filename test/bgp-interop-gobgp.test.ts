@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { until } from '../control/topology/agent-harness.js';
-import { GobgpProcess } from './support/bgp/gobgp.js';
+import { GobgpProcess, type GobgpPath } from './support/bgp/gobgp.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { INTEROP_ROUTES, interopSession } from './support/bgp/interop.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
@@ -31,20 +31,6 @@ const CONFIG = `
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv6-unicast"
 `;
-
-interface GobgpPath {
-  nlri: { prefix: string };
-  attrs: { type: number; [k: string]: unknown }[];
-}
-
-/** GoBGP's paths for prefix in its global RIB (JSON), or undefined when it has none. */
-function rib(g: GobgpProcess, family: 'ipv4' | 'ipv6', prefix: string): GobgpPath[] | undefined {
-  const out = g.cli('global', 'rib', '-a', family, prefix, '-j').trim();
-  if (out === '' || out === 'null') return undefined;
-  const parsed = JSON.parse(out) as Record<string, GobgpPath[]> | null;
-  const paths = parsed?.[prefix];
-  return paths?.length ? paths : undefined;
-}
 
 /** A path's attributes by type code, without the type field. */
 function attrs(p: GobgpPath): Record<number, Record<string, unknown>> {
@@ -72,12 +58,12 @@ describe('interop with GoBGP', () => {
     );
     await until(
       () => `GoBGP to see the session Established (${context()})`,
-      () => /BGP state = established/i.test(gobgp.cli('neighbor', XLB.v4)),
+      () => gobgp.established(XLB.v4),
     );
 
     const [v4] = await until(
       () => `the IPv4 route in GoBGP (${context()})`,
-      () => rib(gobgp, 'ipv4', '203.0.113.10/32'),
+      () => gobgp.rib('ipv4', '203.0.113.10/32'),
     );
     expect(attrs(v4!)).toEqual({
       1: { value: 0 },
@@ -89,7 +75,7 @@ describe('interop with GoBGP', () => {
     });
     const [v6] = await until(
       () => `the IPv6 route in GoBGP (${context()})`,
-      () => rib(gobgp, 'ipv6', '2001:db8:ff::10/128'),
+      () => gobgp.rib('ipv6', '2001:db8:ff::10/128'),
     );
     expect(attrs(v6!)).toEqual({
       1: { value: 0 },
@@ -101,16 +87,14 @@ describe('interop with GoBGP', () => {
     session.withdraw(['2001:db8:ff::10/128']);
     await until(
       () => `the IPv6 route to leave GoBGP (${context()})`,
-      () => rib(gobgp, 'ipv6', '2001:db8:ff::10/128') === undefined,
+      () => gobgp.rib('ipv6', '2001:db8:ff::10/128') === undefined,
     );
-    expect(rib(gobgp, 'ipv4', '203.0.113.10/32')).toBeDefined();
+    expect(gobgp.rib('ipv4', '203.0.113.10/32')).toBeDefined();
 
     await session.stop();
     await until(
       () => `GoBGP to drop the session and the route (${context()})`,
-      () =>
-        !/BGP state = established/i.test(gobgp.cli('neighbor', XLB.v4)) &&
-        rib(gobgp, 'ipv4', '203.0.113.10/32') === undefined,
+      () => !gobgp.established(XLB.v4) && gobgp.rib('ipv4', '203.0.113.10/32') === undefined,
     );
     expect(session.stats.internalErrors).toBe(0);
   });

@@ -55,8 +55,11 @@ export class Connection {
     this.handlers.failed(this, reason);
   }
 
-  send(bytes: Buffer): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+  /** Queues bytes on the socket; false when it is already closed and nothing went out. */
+  send(bytes: Buffer): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return false;
+    this.socket.write(bytes);
+    return true;
   }
 
   /** Stops passing events on, flushes what was written, then closes. */

@@ -14,7 +14,13 @@ import net from 'node:net';
 import type { Logger } from '../observe/log.js';
 
 import type { PeerPlan } from './config.js';
-import { BfdEndpoint, Diag, type BfdSession, type SocketScope } from './bfd/index.js';
+import {
+  BfdEndpoint,
+  Diag,
+  type BfdSession,
+  type EndpointStats,
+  type SocketScope,
+} from './bfd/index.js';
 import type { BgpSession } from './session.js';
 
 export interface PeerBfdOptions {
@@ -157,6 +163,11 @@ export class PeerBfd {
       e.bfd.close({ notifyPeer: true });
       this.releaseEndpoint(e.local);
     };
+  }
+
+  /** What each endpoint (by local address) received and discarded, with the reasons. */
+  endpointStats(): ReadonlyMap<string, EndpointStats> {
+    return new Map([...this.endpoints].map(([local, { endpoint }]) => [local, endpoint.stats]));
   }
 
   /** Closes the peer's BFD session at once (AdminDown). */

@@ -713,7 +713,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   private send(m: BgpMessage, conn: Connection | undefined = this.conn): void {
     if (conn === undefined) return;
     const bytes = encodeMessage(m, this.negotiated?.ctx);
-    conn.send(bytes);
+    // A closed connection takes nothing: count and report only what went out.
+    if (!conn.send(bytes)) return;
     this.stats.messagesSent++;
     if (m.type === 'update') this.stats.updatesSent++;
     if (m.type === 'notification') {

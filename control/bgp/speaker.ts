@@ -23,7 +23,7 @@
 // it for one and drop the routes unless its session has `bfd graceful`.
 import type net from 'node:net';
 
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 import type { Announcement } from '../model/types.js';
 import type { IPPool } from '../resources/ip-pool.js';
@@ -162,7 +162,10 @@ export class BgpSpeaker {
       ...(options.scope === undefined ? {} : { scope: options.scope }),
     });
     this.metrics = options.registry === undefined ? undefined : new BgpMetrics(options.registry);
-    if (options.registry !== undefined) this.registerBfdMetric(options.registry);
+    if (options.registry !== undefined) {
+      this.registerBfdMetric(options.registry);
+      this.registerBfdDiscardMetric(options.registry);
+    }
   }
 
   /** xlb_bfd_session_up{peer}: 1 while a peer's BFD session is Up, 0 otherwise. */
@@ -180,6 +183,29 @@ export class BgpSpeaker {
         this.reset();
         for (const [peer, bfd] of self.bfdSessions())
           this.set({ peer }, bfd.state === BfdState.Up ? 1 : 0);
+      },
+    });
+  }
+
+  /**
+   * xlb_bfd_packets_discarded_total{local, reason}: BFD packets an endpoint
+   * dropped (lowTtl: below TTL 255, dropped by the kernel's socket filter).
+   */
+  private registerBfdDiscardMetric(registry: Registry): void {
+    const name = 'xlb_bfd_packets_discarded_total';
+    if (registry.getSingleMetric(name) !== undefined) return;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    new Counter({
+      name,
+      help: 'BFD packets discarded per local address and reason (lowTtl: TTL below 255, RFC 5881)',
+      labelNames: ['local', 'reason'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [local, stats] of self.bfd.endpointStats())
+          for (const [reason, n] of Object.entries(stats.discarded))
+            if (n !== undefined && n > 0) this.inc({ local, reason }, n);
       },
     });
   }

@@ -1,10 +1,13 @@
 // Everything else the agent needs from the kernel that Node does not offer:
-// BPF filesystem pins, descriptor closing, entering network namespaces, and
-// TCP MD5 signatures for BGP sessions.
+// BPF filesystem pins, descriptor closing, entering network namespaces, TCP
+// MD5 signatures for BGP sessions, and classic BPF socket filters (the BFD
+// received-TTL check).
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -13,6 +16,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "common.h"
 
@@ -151,6 +155,66 @@ Napi::Value TcpSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// attachSocketFilter(fd, program): SO_ATTACH_FILTER with a classic BPF
+// program given as [code, jt, jf, k] rows. The kernel then drops what the
+// program refuses before it is queued on the socket; no privilege is needed
+// on a socket of one's own.
+Napi::Value AttachSocketFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  if (info.Length() < 2 || !info[1].IsArray()) {
+    throw Napi::TypeError::New(env, "program must be an array of [code, jt, jf, k] rows");
+  }
+  auto rows = info[1].As<Napi::Array>();
+  if (rows.Length() == 0 || rows.Length() > BPF_MAXINSNS) {
+    throw Napi::RangeError::New(
+        env, "a socket filter has 1.." + std::to_string(BPF_MAXINSNS) + " instructions");
+  }
+  std::vector<sock_filter> insns(rows.Length());
+  for (uint32_t i = 0; i < rows.Length(); i++) {
+    Napi::Value row = rows[i];
+    if (!row.IsArray() || row.As<Napi::Array>().Length() != 4) {
+      throw Napi::TypeError::New(
+          env, "instruction " + std::to_string(i) + " is not a [code, jt, jf, k] row");
+    }
+    auto r = row.As<Napi::Array>();
+    auto field = [&](uint32_t j, double max) {
+      Napi::Value v = r[j];
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= max) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+        throw Napi::RangeError::New(env, "instruction " + std::to_string(i) + " field " +
+                                             std::to_string(j) + " is out of range");
+      }
+      return static_cast<uint64_t>(d);
+    };
+    insns[i].code = static_cast<uint16_t>(field(0, 0xffff));
+    insns[i].jt = static_cast<uint8_t>(field(1, 0xff));
+    insns[i].jf = static_cast<uint8_t>(field(2, 0xff));
+    insns[i].k = static_cast<uint32_t>(field(3, 0xffffffff));
+  }
+  sock_fprog prog = {static_cast<unsigned short>(insns.size()), insns.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+    ThrowErrno(env, "set SO_ATTACH_FILTER", errno);
+  }
+  return env.Undefined();
+}
+
+// socketDrops(fd) -> the socket's drop count (SO_MEMINFO, SK_MEMINFO_DROPS):
+// packets the kernel threw away for this socket, a socket filter's verdict
+// or a full receive buffer among them.
+Napi::Value SocketDrops(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  uint32_t meminfo[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof meminfo;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len) != 0) {
+    ThrowErrno(info.Env(), "getsockopt(SO_MEMINFO)", errno);
+  }
+  if (len <= SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+    throw Napi::Error::New(info.Env(), "SO_MEMINFO did not report a drop count");
+  }
+  return Napi::Number::New(info.Env(), meminfo[SK_MEMINFO_DROPS]);
+}
+
 // pinThreadToCpu(cpu?) -> cpu: keeps the calling thread (Node's main thread)
 // on one CPU, by default the one it runs on now. BPF_PROG_TEST_RUN runs XDP
 // on the caller's CPU, and per-CPU state (the flow cache) is only seen again
@@ -182,6 +246,8 @@ void InitSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("setSockOptInt", Napi::Function::New(env, SetSockOptInt));
   exports.Set("getSockOptInt", Napi::Function::New(env, GetSockOptInt));
   exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket));
+  exports.Set("attachSocketFilter", Napi::Function::New(env, AttachSocketFilter));
+  exports.Set("socketDrops", Napi::Function::New(env, SocketDrops));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("pinThreadToCpu", Napi::Function::New(env, PinThreadToCpu));
 }

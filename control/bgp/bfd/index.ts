@@ -13,6 +13,7 @@ export {
   type BfdSessionEvents,
   type BfdSessionOptions,
   type BfdSessionStats,
+  type EndpointDiscardReason,
   type EndpointOptions,
   type EndpointStats,
   type SocketScope,

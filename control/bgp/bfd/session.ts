@@ -4,15 +4,19 @@
 // FSM (fsm.ts) with its own timers and sends from its own socket, bound to a
 // source port in 49152-65535, with TTL 255.
 //
-// The receive-side TTL check of RFC 5881 section 5 (drop packets that arrive
-// with a TTL below 255) is not done: node:dgram neither hands over the
-// received TTL (no IP_RECVTTL control messages) nor sets IP_MINTTL, and the
-// native addon has no UDP socket facility yet. What stands in for it:
-// packets are accepted only on the local address the endpoint is bound to,
-// and only from the configured peer address of a session (a matching
-// discriminator from another address is discarded), so an off-link sender
-// must spoof the peer's address as well. Closing the gap needs recvmsg with
-// IP_RECVTTL/IPV6_RECVHOPLIMIT in the native addon.
+// The receive-side TTL check of RFC 5881 section 5 (discard packets that
+// arrive with a TTL or hop limit below 255, so that nobody more than one hop
+// away can reach the session) is done by the kernel: node:dgram cannot hand
+// over a datagram's TTL, so the endpoint's socket gets a classic BPF socket
+// filter (native minTtlFilter) that drops such packets before they are
+// queued. They never reach JavaScript; the kernel counts them in the socket's
+// drop count, which the endpoint reports as discarded.lowTtl. That count also
+// takes in datagrams dropped for a full receive buffer (one count per socket
+// in the kernel), which BFD's few packets a second do not cause in practice.
+// Should the filter not attach (no native addon), the endpoint says so in a
+// warning and in ttlChecked, and runs without the check. Packets are in any
+// case accepted only on the endpoint's local address and only from a
+// session's configured peer address.
 //
 // Nothing a peer sends and no network failure throws out of here: packets
 // that break a rule are counted per reason and logged at debug level.
@@ -36,6 +40,12 @@ import {
   type BfdTiming,
 } from './fsm.js';
 import { logger, type Logger } from '../../observe/log.js';
+import {
+  attachSocketFilter,
+  dgramSocketFd,
+  minTtlFilter,
+  socketDrops,
+} from '../../../native/socket.js';
 
 /** RFC 5881 section 4: the destination port of single-hop Control packets. */
 export const BFD_PORT = 3784;
@@ -100,9 +110,18 @@ export interface EndpointOptions {
   log?: Logger;
 }
 
+/**
+ * Why a packet to the endpoint was discarded: the codec's reasons, no session
+ * for it, a session's packet from another address, and lowTtl, the kernel's
+ * drops (a TTL or hop limit below 255; see the top of this file).
+ */
+export type EndpointDiscardReason = DiscardReason | 'noSession' | 'wrongSource' | 'lowTtl';
+
 export interface EndpointStats {
+  /** Packets that reached the endpoint (all but lowTtl). */
   received: number;
-  discarded: Partial<Record<DiscardReason | 'noSession' | 'wrongSource', number>>;
+  /** Counts per reason; a reason that never happened is absent. */
+  discarded: Partial<Record<EndpointDiscardReason, number>>;
 }
 
 export interface BfdSessionOptions {
@@ -116,12 +135,18 @@ export interface BfdSessionOptions {
 
 /** The receiving side of BFD on one local address, shared by every session on it. */
 export class BfdEndpoint {
-  readonly stats: EndpointStats = { received: 0, discarded: {} };
+  private received = 0;
+  private readonly discarded: Partial<Record<EndpointDiscardReason, number>> = {};
   private readonly sessions = new Set<BfdSession>();
   private readonly socket: dgram.Socket;
   private readonly log: Logger;
+  /** The socket's descriptor while the TTL filter is on it; the kernel's drop count is read from it. */
+  private filteredFd: number | undefined;
+  private kernelDrops = 0;
   readonly localAddress: string;
   readonly scope: SocketScope;
+  /** Whether packets that arrive with a TTL (hop limit) below 255 are dropped by the kernel. */
+  readonly ttlChecked: boolean;
 
   constructor(options: EndpointOptions) {
     this.localAddress = canonical(options.localAddress);
@@ -130,6 +155,45 @@ export class BfdEndpoint {
     this.socket = bindSocket(this.scope, this.localAddress, options.port ?? BFD_PORT);
     this.socket.on('error', (e) => this.log.warn({ err: e }, 'BFD receive socket error'));
     this.socket.on('message', (msg, rinfo) => this.receive(msg, rinfo.address));
+    this.filteredFd = this.attachTtlFilter();
+    this.ttlChecked = this.filteredFd !== undefined;
+  }
+
+  /**
+   * RFC 5881 section 5 in the kernel. Node creates the descriptor only in
+   * bind(), so the filter goes on right after it, in the same tick; a packet
+   * that lands in those microseconds is queued unchecked (at most a packet or
+   * two at start-up, still held to the peer-address check).
+   */
+  private attachTtlFilter(): number | undefined {
+    try {
+      const fd = dgramSocketFd(this.socket);
+      attachSocketFilter(fd, minTtlFilter(BFD_TTL));
+      return fd;
+    } catch (e) {
+      this.log.warn(
+        { err: e, localAddress: this.localAddress },
+        'BFD runs without its received-TTL check (RFC 5881 section 5): the socket filter did not attach',
+      );
+      return undefined;
+    }
+  }
+
+  private readKernelDrops(): void {
+    if (this.filteredFd === undefined) return;
+    try {
+      this.kernelDrops = socketDrops(this.filteredFd);
+    } catch (e) {
+      this.log.debug({ err: e }, 'cannot read the BFD socket drop count');
+    }
+  }
+
+  /** What the endpoint received and discarded, lowTtl read from the kernel now. */
+  get stats(): EndpointStats {
+    this.readKernelDrops();
+    const discarded = { ...this.discarded };
+    if (this.kernelDrops > 0) discarded.lowTtl = this.kernelDrops;
+    return { received: this.received, discarded };
   }
 
   /** Starts a session with a peer on this endpoint's link. */
@@ -152,16 +216,19 @@ export class BfdEndpoint {
   /** Closes every session (AdminDown to their peers) and the socket. */
   close(): void {
     for (const s of [...this.sessions]) s.close();
+    // The last drop count, before the descriptor goes.
+    this.readKernelDrops();
+    this.filteredFd = undefined;
     this.socket.close();
   }
 
-  private count(reason: keyof EndpointStats['discarded'], detail: string, from: string): void {
-    this.stats.discarded[reason] = (this.stats.discarded[reason] ?? 0) + 1;
+  private count(reason: EndpointDiscardReason, detail: string, from: string): void {
+    this.discarded[reason] = (this.discarded[reason] ?? 0) + 1;
     this.log.debug({ from, reason, detail }, 'BFD packet discarded');
   }
 
   private receive(bytes: Buffer, fromAddress: string): void {
-    this.stats.received++;
+    this.received++;
     const from = canonical(fromAddress);
     const decoded = decodeControl(bytes);
     if (!decoded.ok) return this.count(decoded.reason, decoded.detail, from);

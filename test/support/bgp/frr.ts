@@ -19,6 +19,15 @@ function frrIds(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
+/** One path of `show bgp <family> unicast <prefix> json` (the fields tests read). */
+export interface FrrPath {
+  valid?: boolean;
+  /** Kept from a neighbor that restarts (graceful restart). */
+  stale?: boolean;
+  metric?: number;
+  [field: string]: unknown;
+}
+
 export interface FrrDaemon {
   /** The program in /usr/lib/frr. */
   name: string;
@@ -114,6 +123,19 @@ export class FrrProcess {
     });
     if (r.status !== 0) throw new Error(`vtysh -c '${command}' failed: ${r.stderr}${r.stdout}`);
     return JSON.parse(r.stdout) as T;
+  }
+
+  /** bgpd's state of the session with neighbor ('Established', 'Active', ...). */
+  bgpState(neighbor: string): string | undefined {
+    return this.json<Record<string, { bgpState?: string }>>(`show bgp neighbors ${neighbor} json`)[
+      neighbor
+    ]?.bgpState;
+  }
+
+  /** bgpd's best path for prefix, or undefined when it has none. */
+  route(family: 'ipv4' | 'ipv6', prefix: string): FrrPath | undefined {
+    const r = this.json<{ paths?: FrrPath[] }>(`show bgp ${family} unicast ${prefix} json`);
+    return r.paths?.length ? r.paths[0] : undefined;
   }
 
   async stop(): Promise<void> {

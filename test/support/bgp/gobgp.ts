@@ -9,6 +9,15 @@ import { until } from '../../../control/topology/agent-harness.js';
 
 const API_PORT = 50051;
 
+/** One path of `gobgp global rib -j`. */
+export interface GobgpPath {
+  nlri: { prefix: string };
+  attrs: { type: number; [k: string]: unknown }[];
+  /** Set while the neighbor that sent it restarts (graceful restart). */
+  stale?: boolean;
+  age?: number;
+}
+
 export class GobgpProcess {
   private output = '';
   private readonly exited: Promise<void>;
@@ -96,6 +105,20 @@ export class GobgpProcess {
     );
     if (r.status !== 0) throw new Error(`gobgp ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
     return r.stdout;
+  }
+
+  /** Whether GoBGP's session with neighbor is Established. */
+  established(neighbor: string): boolean {
+    return /BGP state = established/i.test(this.cli('neighbor', neighbor));
+  }
+
+  /** GoBGP's paths for prefix in its global RIB (JSON), or undefined when it has none. */
+  rib(family: 'ipv4' | 'ipv6', prefix: string): GobgpPath[] | undefined {
+    const out = this.cli('global', 'rib', '-a', family, prefix, '-j').trim();
+    if (out === '' || out === 'null') return undefined;
+    const parsed = JSON.parse(out) as Record<string, GobgpPath[]> | null;
+    const paths = parsed?.[prefix];
+    return paths?.length ? paths : undefined;
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,8 @@
 // xlb's side of an interop test against a real peer across a BgpLink:
 // AS 65002 to the peer's 65001, hold time 9 s, a short back-off, sockets made
-// in xlb's namespace. The peer's runner and the checks differ per daemon.
+// in xlb's namespace (with the MD5 key and TTLs the session asks for). The peer's runner and the checks differ per daemon.
+import type net from 'node:net';
+
 import type { Logger } from 'pino';
 
 import { BgpSession, type SessionOptions } from '../../../control/bgp/session.js';
@@ -19,10 +21,16 @@ export const INTEROP_ROUTES: Route[] = [
   { prefix: '2001:db8:ff::10/128', attributes: { communities: ['65002:200'] } },
 ];
 
+/**
+ * A session to the peer across link. Its sockets carry the MD5 key and TTLs
+ * the session asks for; each one made is pushed to sockets, so a test can
+ * cut the connection as a dying agent would (no NOTIFICATION).
+ */
 export function interopSession(
   link: BgpLink,
   log: Logger,
   extra: Partial<SessionOptions> = {},
+  sockets: net.Socket[] = [],
 ): BgpSession {
   return new BgpSession({
     localAs: XLB_AS,
@@ -32,7 +40,15 @@ export function interopSession(
     holdTime: 9,
     nextHops: { ipv6: XLB.v6 },
     backoff: { initialMs: 100, maxMs: 1000 },
-    connect: ({ host, port }) => link.connect(host, port),
+    connect: ({ host, port, md5Password, ttl, minTtl }) => {
+      const socket = link.connect(host, port, {
+        ...(md5Password === undefined ? {} : { md5Password }),
+        ...(ttl === undefined ? {} : { ttl }),
+        ...(minTtl === undefined ? {} : { minTtl }),
+      });
+      sockets.push(socket);
+      return socket;
+    },
     log,
     ...extra,
   });

@@ -13,8 +13,11 @@
 // 3. The same in standalone mode, where no allocation happens: from writing
 //    the Service manifest with its address in status (through the agent's
 //    50 ms manifest debounce) to the route.
-// 4. BFD: two xlb BFD sessions on loopback at 300 ms x 3, one falls silent;
-//    time until the other declares the session down (as bench/bfd.ts).
+// 4. BFD, as the router sees it: the agent and BIRD run BFD at 300 ms x 3;
+//    the agent is frozen (a hung node) and the time until the router's kernel
+//    drops its /32 is measured (bgp/dead-node.ts). And between two xlb BFD
+//    sessions on loopback, the time until the survivor declares the session
+//    down (our own detection, without a router's scheduling in it).
 //
 // XLB_BENCH_ROUNDS overrides the number of rounds (default 20, at most 100).
 import { performance } from 'node:perf_hooks';
@@ -22,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { requireRoot } from '../control/system/privileges.js';
 import { BgpBench, vipFor, type Mode } from './bgp/bed.js';
 import { detectDeadPeer } from './bgp/bfd-detection.js';
+import { deadNodeRounds } from './bgp/dead-node.js';
 import { latencyFigures } from './bgp/stats.js';
 import type { Figure, Target } from './results.js';
 
@@ -77,6 +81,7 @@ export async function run(): Promise<Figure[]> {
 
   const k8s = await routeRounds('kubernetes');
   const standalone = await routeRounds('standalone');
+  const deadNode = await deadNodeRounds(ROUNDS);
   const bfd: number[] = [];
   for (let i = 0; i < ROUNDS; i++) bfd.push(await detectDeadPeer());
 
@@ -111,6 +116,19 @@ export async function run(): Promise<Figure[]> {
       standalone.reannounce,
       TARGET,
     ),
-    ...latencyFigures('BFD detection of a dead node at 300 ms x 3', bfd, TARGET),
+    ...latencyFigures(
+      'BFD 300 ms x 3 with BIRD: agent frozen (hung node) -> /32 gone from the router FIB',
+      deadNode.detect,
+      TARGET,
+    ),
+    ...latencyFigures(
+      'agent thawed -> /32 back in the router FIB (session rebuilt)',
+      deadNode.recover,
+    ),
+    ...latencyFigures(
+      'BFD 300 ms x 3 between two xlb sessions on loopback: peer silent -> session down',
+      bfd,
+      TARGET,
+    ),
   ];
 }

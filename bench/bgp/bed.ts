@@ -18,7 +18,12 @@ import { AgentProcess } from '../../control/topology/agent-process.js';
 import { ApiServer, type KubeObject } from '../../control/apiserver-double/index.js';
 import { kubeconfigYaml } from '../../test/support/kubectl.js';
 import { BirdProcess } from '../../control/topology/bird.js';
-import { bgpManifests, birdProtocol, birdRouterConfig } from '../../control/topology/bgp-router.js';
+import {
+  bgpManifests,
+  birdProtocol,
+  birdRouterConfig,
+  type BfdTimers,
+} from '../../control/topology/bgp-router.js';
 import { RouteMonitor } from './route-monitor.js';
 
 const PODS = ['web-1', 'web-2'];
@@ -34,6 +39,11 @@ export function vipFor(round: number): string {
   return `192.0.2.${140 + round}`;
 }
 
+export interface BgpBenchOptions {
+  /** BFD between the router and the node (standalone mode). */
+  bfd?: BfdTimers;
+}
+
 interface Ingress {
   ip?: string;
 }
@@ -47,11 +57,14 @@ export class BgpBench {
   dir = '';
   pinDir = '';
 
-  private constructor(readonly mode: Mode) {}
+  private constructor(
+    readonly mode: Mode,
+    readonly options: BgpBenchOptions,
+  ) {}
 
   /** Builds everything; on failure removes what it built and throws. */
-  static async create(mode: Mode): Promise<BgpBench> {
-    const b = new BgpBench(mode);
+  static async create(mode: Mode, options: BgpBenchOptions = {}): Promise<BgpBench> {
+    const b = new BgpBench(mode, options);
     try {
       await b.build();
       return b;
@@ -65,7 +78,11 @@ export class BgpBench {
     this.bed = await ClusterBed.create(PODS);
     // The VIPs reach the node only through what the agent announces.
     ip('-n', this.bed.router, 'route', 'del', BED.vipRangeV4);
-    this.bird = await BirdProcess.start(this.bed.router, birdRouterConfig());
+    const { bfd } = this.options;
+    this.bird = await BirdProcess.start(
+      this.bed.router,
+      birdRouterConfig(1, bfd === undefined ? {} : { bfd }),
+    );
     this.monitor = await RouteMonitor.start(this.bed.router);
     this.pinDir = `/sys/fs/bpf/xlb-bench-${this.bed.topo.tag}`;
     this.dir = mkdtempSync(join(tmpdir(), 'xlb-bench-bgp-'));
@@ -116,7 +133,23 @@ export class BgpBench {
       await this.agent.line('leadership', (l) => l.component === 'k8s' && /^leading/.test(l.msg));
     } else {
       writeFileSync(join(this.dir, 'nodes.yaml'), nodeYaml('node-a', [BED.node.v4, BED.node.v6]));
-      writeFileSync(join(this.dir, 'bgp.yaml'), bgpManifests());
+      writeFileSync(
+        join(this.dir, 'bgp.yaml'),
+        bgpManifests(
+          0,
+          {},
+          bfd === undefined
+            ? {}
+            : {
+                bfd: {
+                  enabled: true,
+                  minRxMs: bfd.intervalMs,
+                  minTxMs: bfd.intervalMs,
+                  detectMultiplier: bfd.multiplier,
+                },
+              },
+        ),
+      );
       this.agent = await AgentProcess.start([...common, '--manifests', this.dir]);
       await this.agent.waitReady();
     }

@@ -12,8 +12,12 @@ export function percentile(samples: readonly number[], p: number): number {
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 
-/** Three figures for one latency: p50, p99 and max; the max carries the target. */
-export function latencyFigures(what: string, samples: readonly number[], target: Target): Figure[] {
+/** Three figures for one latency: p50, p99 and max; the max carries the target, if any. */
+export function latencyFigures(
+  what: string,
+  samples: readonly number[],
+  target?: Target,
+): Figure[] {
   return [
     {
       name: `${what} p50 (n=${samples.length})`,
@@ -21,6 +25,11 @@ export function latencyFigures(what: string, samples: readonly number[], target:
       unit: 'ms',
     },
     { name: `${what} p99`, value: round(percentile(samples, 99)), unit: 'ms' },
-    { name: `${what} max`, value: round(Math.max(...samples)), unit: 'ms', target },
+    {
+      name: `${what} max`,
+      value: round(Math.max(...samples)),
+      unit: 'ms',
+      ...(target === undefined ? {} : { target }),
+    },
   ];
 }

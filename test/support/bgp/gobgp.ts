@@ -9,13 +9,15 @@ import { until } from '../../../control/topology/agent-harness.js';
 
 const API_PORT = 50051;
 
-/** One path of `gobgp global rib -j`. */
+/** One path of `gobgp global rib -j` (or of `gobgp monitor global rib -j`). */
 export interface GobgpPath {
   nlri: { prefix: string };
   attrs: { type: number; [k: string]: unknown }[];
   /** Set while the neighbor that sent it restarts (graceful restart). */
   stale?: boolean;
   age?: number;
+  best?: boolean;
+  'neighbor-ip'?: string;
 }
 
 export class GobgpProcess {
@@ -110,6 +112,57 @@ export class GobgpProcess {
   /** Whether GoBGP's session with neighbor is Established. */
   established(neighbor: string): boolean {
     return /BGP state = established/i.test(this.cli('neighbor', neighbor));
+  }
+
+  /**
+   * GoBGP's multipath set per prefix. `global rib` marks only one path best
+   * even with use-multiple-paths; the multipath selection (what GoBGP would
+   * hand to zebra) shows in the best-path monitor, whose --current dump is
+   * one JSON line with every destination's multipath set. GoBGP prints no
+   * line while no destination has a best path: after waitMs without one,
+   * this answers {}.
+   */
+  async multipathBest(waitMs = 2000): Promise<Record<string, GobgpPath[]>> {
+    const child = spawn(
+      'ip',
+      [
+        ...['netns', 'exec', this.ns, 'gobgp', '-p', String(API_PORT)],
+        ...['monitor', 'global', 'rib', '--current', '-j'],
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    let out = '';
+    let err = '';
+    try {
+      const line = await new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), waitMs);
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const end = out.indexOf('\n');
+          if (end >= 0) {
+            clearTimeout(timer);
+            resolve(out.slice(0, end));
+          }
+        });
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve(out === '' ? undefined : out);
+        });
+      });
+      if (line === undefined) {
+        if (err !== '') throw new Error(`gobgp monitor global rib failed: ${err}`);
+        return {};
+      }
+      const byPrefix: Record<string, GobgpPath[]> = {};
+      for (const p of (JSON.parse(line) as GobgpPath[] | null) ?? [])
+        (byPrefix[p.nlri.prefix] ??= []).push(p);
+      return byPrefix;
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
   }
 
   /** GoBGP's paths for prefix in its global RIB (JSON), or undefined when it has none. */

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-}" in
-  demo) scripts/setup.sh && exec node dist/control/cli/main.js demo ;;
+  demo) scripts/setup.sh && exec node dist/control/cli/main.js demo "${@:2}" ;;
   test) scripts/setup.sh && exec node_modules/.bin/vitest run ;;
   *)
     echo "usage: ./run.sh demo | test" >&2

@@ -3,10 +3,10 @@
 import { Command } from 'commander';
 
 import { registerAgentCommand } from '../agent/index.js';
-import { runCountersDemo } from '../demo/counters-demo.js';
+import { runDemo } from '../demo/run.js';
+import { DEFAULTS, MAX_WEB_PODS, MIN_WEB_PODS } from '../demo/scenario.js';
 import { registerExplainCommand } from '../explain/command.js';
 import { registerStatusCommand } from '../status/command.js';
-import { configureLogging } from '../observe/log.js';
 import { libbpfVersion } from '../../native/index.js';
 
 const program = new Command('xlb')
@@ -16,12 +16,36 @@ const program = new Command('xlb')
 program
   .command('demo')
   .description(
-    'build two network namespaces, run the XDP datapath on a veth, send real traffic, show the counters',
+    "a cluster's whole load-balancing path on this machine: a client, a BGP router (BIRD, ECMP), 3 nodes running xlb agents with the XDP datapath, pods; then a pod and a node go away",
   )
-  .action(async () => {
-    configureLogging({ level: 'warn' });
-    const result = await runCountersDemo((line) => console.log(line));
-    if (result.shortfalls.length > 0) process.exitCode = 1;
+  .option(
+    '--kube',
+    'the agents use the Kubernetes API (an API server double on 127.0.0.1, kubectl works against it) instead of a manifest directory',
+  )
+  .option('--hold', 'after the summary, keep everything running to look around, until Ctrl-C')
+  .option(
+    '--pods <n>',
+    `pods of the Cluster Service 'web', spread over the nodes (${MIN_WEB_PODS}-${MAX_WEB_PODS})`,
+    String(DEFAULTS.webPods),
+  )
+  .addHelpText(
+    'after',
+    '\nNeeds root (network namespaces, XDP). Cleans up after itself, also on Ctrl-C.\nExit codes: 0 every check held, 1 a check failed or the demo could not run, 2 invalid options, 130 interrupted.',
+  )
+  .action(async (opts: { kube?: boolean; hold?: boolean; pods: string }) => {
+    const webPods = Number(opts.pods);
+    if (!Number.isInteger(webPods) || webPods < MIN_WEB_PODS || webPods > MAX_WEB_PODS) {
+      console.error(
+        `xlb demo: --pods must be a whole number from ${MIN_WEB_PODS} to ${MAX_WEB_PODS}, not '${opts.pods}'`,
+      );
+      process.exitCode = 2;
+      return;
+    }
+    process.exitCode = await runDemo(
+      { kube: opts.kube === true, hold: opts.hold === true, webPods },
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
   });
 
 registerAgentCommand(program);

@@ -1,6 +1,7 @@
 // The real `xlb agent` as a child process (node dist/control/cli/main.js):
 // its JSON log lines as they come, its endpoints, and its exit.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import readline from 'node:readline';
 
 import { distScript } from '../paths.js';
@@ -19,7 +20,13 @@ export class AgentProcess {
   private constructor(
     readonly args: readonly string[],
     private readonly child: ChildProcess,
+    log?: WriteStream,
   ) {
+    if (log) {
+      child.stdout!.pipe(log, { end: false });
+      child.stderr!.pipe(log, { end: false });
+      child.once('exit', () => log.end());
+    }
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         this.lines.push(JSON.parse(line) as LogLine);
@@ -31,12 +38,22 @@ export class AgentProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  /** Starts `xlb agent ARGS` and waits until its endpoints answer. */
-  static async start(args: readonly string[]): Promise<AgentProcess> {
+  /**
+   * Starts `xlb agent ARGS` and waits until its endpoints answer. With
+   * `logFile`, its stdout and stderr are also appended to that file.
+   */
+  static async start(
+    args: readonly string[],
+    options: { logFile?: string } = {},
+  ): Promise<AgentProcess> {
     const child = spawn(process.execPath, [CLI, 'agent', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const agent = new AgentProcess(args, child);
+    const log =
+      options.logFile === undefined
+        ? undefined
+        : createWriteStream(options.logFile, { flags: 'a' });
+    const agent = new AgentProcess(args, child, log);
     try {
       const serving = await agent.line('the endpoints to open', (l) =>
         l.msg.startsWith('serving /metrics'),
@@ -47,6 +64,10 @@ export class AgentProcess {
       agent.kill();
       throw e;
     }
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   get running(): boolean {

@@ -37,6 +37,13 @@ export const BED = {
 
 export { POD_PORTS } from './pods.js';
 
+/** One HTTP answer as the client saw it: status, the address that answered, the pod's body. */
+export interface ProbeAnswer {
+  status: number;
+  remote: string;
+  body: PodAnswer;
+}
+
 export interface ClusterPod {
   name: string;
   ns: string;
@@ -67,6 +74,10 @@ export function nodeAddresses(i: number) {
 export interface ClusterOptions {
   /** Nodes, each with its own uplink to the router (default 1). */
   nodes?: number;
+  /** Namespace name prefix (default 'xlba'); the demo uses its own to find leftovers. */
+  prefix?: string;
+  /** A static route for the VIP range via the first node (default true); false when BGP routes. */
+  staticVipRoute?: boolean;
 }
 
 function sysctls(ns: string, ...settings: string[]): void {
@@ -83,8 +94,9 @@ const FORWARDING = [
 ];
 
 export class ClusterBed {
-  readonly topo = new Topology('xlba');
-  private readonly vethPass = new VethPass(this.topo);
+  readonly topo: Topology;
+  private readonly vethPass: VethPass;
+  private readonly podServers = new Map<string, ChildProcess>();
   client = '';
   router = '';
   /** The first node's namespace. */
@@ -92,6 +104,11 @@ export class ClusterBed {
   /** Every node's namespace, by index. */
   readonly nodes: string[] = [];
   readonly pods: ClusterPod[] = [];
+
+  private constructor(prefix: string) {
+    this.topo = new Topology(prefix);
+    this.vethPass = new VethPass(this.topo);
+  }
 
   /**
    * Builds everything, or removes what it built and throws. Pods go to the
@@ -101,13 +118,14 @@ export class ClusterBed {
     pods: ReadonlyArray<string | { name: string; node: number }>,
     options: ClusterOptions = {},
   ): Promise<ClusterBed> {
-    const bed = new ClusterBed();
+    const bed = new ClusterBed(options.prefix ?? 'xlba');
     try {
       await bed.build(
         pods.map((p, i) =>
           typeof p === 'string' ? { name: p, node: i % (options.nodes ?? 1) } : p,
         ),
         options.nodes ?? 1,
+        options.staticVipRoute ?? true,
       );
       return bed;
     } catch (e) {
@@ -119,6 +137,7 @@ export class ClusterBed {
   private async build(
     pods: ReadonlyArray<{ name: string; node: number }>,
     nodeCount: number,
+    staticVipRoute: boolean,
   ): Promise<void> {
     const t = this.topo;
     this.client = t.addNamespace('client');
@@ -164,8 +183,10 @@ export class ClusterBed {
     }
     this.node = this.nodes[0]!;
     // Until BGP says otherwise, the VIPs are reached through the first node.
-    ip('-n', this.router, 'route', 'add', BED.vipRangeV4, 'via', BED.node.v4);
-    ip('-n', this.router, '-6', 'route', 'add', BED.vipRangeV6, 'via', BED.node.v6);
+    if (staticVipRoute) {
+      ip('-n', this.router, 'route', 'add', BED.vipRangeV4, 'via', BED.node.v4);
+      ip('-n', this.router, '-6', 'route', 'add', BED.vipRangeV6, 'via', BED.node.v6);
+    }
 
     const perNode = new Map<number, number>();
     for (const { name, node } of pods) {
@@ -174,7 +195,7 @@ export class ClusterBed {
       perNode.set(node, k + 1);
       const v4 = a.podV4(k);
       const v6 = a.podV6(k);
-      const { ns } = await addPod(t, {
+      const { ns, child } = await addPod(t, {
         name,
         nodeNs: this.nodes[node]!,
         v4,
@@ -183,7 +204,22 @@ export class ClusterBed {
         v6Gateway: a.podV6Gateway,
       });
       this.pods.push({ name, ns, v4, v6, node });
+      this.podServers.set(name, child);
     }
+  }
+
+  /** Stops a pod's server, as a deleted pod's container stops; its namespace stays until destroy(). */
+  stopPod(name: string): void {
+    this.pod(name);
+    const child = this.podServers.get(name);
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  /** Takes node i's uplink down, as a node that dies or loses its cable. */
+  uplinkDown(i: number): void {
+    const ns = this.nodes[i];
+    if (ns === undefined) throw new Error(`no node ${i}`);
+    ip('-n', ns, 'link', 'set', 'eth0', 'down');
   }
 
   pod(name: string): ClusterPod {
@@ -208,7 +244,7 @@ export class ClusterBed {
   }
 
   /** One HTTP GET from the client: the pod's answer and the address that answered. */
-  http(url: string): Promise<{ status: number; remote: string; body: PodAnswer }> {
+  http(url: string): Promise<ProbeAnswer> {
     return new Promise((resolve, reject) => {
       const child = this.spawnProbe(['http', url], 'ignore');
       let out = '';
@@ -217,9 +253,29 @@ export class ClusterBed {
       child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       child.on('exit', (code) =>
         code === 0
-          ? resolve(JSON.parse(out) as { status: number; remote: string; body: PodAnswer })
+          ? resolve(JSON.parse(out) as ProbeAnswer)
           : reject(new Error(`probe http ${url}: ${out}${err}`.trim())),
       );
+    });
+  }
+
+  /**
+   * `count` HTTP GETs from the client, one connection each, from one probe
+   * process: each answer, or the error that request met.
+   */
+  httpMany(url: string, count: number): Promise<Array<ProbeAnswer | { error: string }>> {
+    return new Promise((resolve, reject) => {
+      const child = this.spawnProbe(['burst', url, String(count)], 'ignore');
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('exit', (code) => {
+        const lines = out.split('\n').filter(Boolean);
+        if (code !== 0 || lines.length !== count)
+          reject(new Error(`probe burst ${url} ${count}: ${out}${err}`.trim()));
+        else resolve(lines.map((l) => JSON.parse(l) as ProbeAnswer | { error: string }));
+      });
     });
   }
 

@@ -2,6 +2,9 @@
 // speaks to a VIP, printing one JSON line per answer:
 //
 //   node probe.js http URL                 one HTTP GET; prints the body
+//   node probe.js burst URL COUNT          COUNT GETs one after another, each
+//                                          on a new connection; one line each
+//                                          (the answer, or {"error":...})
 //   node probe.js udp HOST PORT TEXT       one datagram; prints the answer
 //                                          with the address it came from
 //   node probe.js session HOST PORT        a long-lived TCP connection: each
@@ -32,6 +35,39 @@ function httpGet(url: string): void {
   });
   req.on('timeout', () => req.destroy(new Error('timeout')));
   req.on('error', (e) => fail(e.message));
+}
+
+/** One GET on a new connection; resolves with the JSON line to print, never rejects. */
+function getOnce(url: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => {
+        try {
+          resolve(
+            JSON.stringify({
+              status: res.statusCode,
+              remote: res.socket.remoteAddress,
+              body: JSON.parse(body) as unknown,
+            }),
+          );
+        } catch (e) {
+          resolve(JSON.stringify({ error: `unreadable answer: ${(e as Error).message}` }));
+        }
+      });
+      res.on('error', (e) => resolve(JSON.stringify({ error: e.message })));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve(JSON.stringify({ error: e.message })));
+  });
+}
+
+// A failed request must not hold a whole burst up for long.
+const BURST_TIMEOUT_MS = 2000;
+
+async function burst(url: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) process.stdout.write(`${await getOnce(url, BURST_TIMEOUT_MS)}\n`);
 }
 
 function udp(host: string, port: number, text: string): void {
@@ -67,6 +103,7 @@ function session(host: string, port: number): void {
 
 const [mode, a, b, c] = process.argv.slice(2);
 if (mode === 'http' && a) httpGet(a);
+else if (mode === 'burst' && a && Number(b) > 0) void burst(a, Number(b));
 else if (mode === 'udp' && a && Number(b)) udp(a, Number(b), c ?? 'ping');
 else if (mode === 'session' && a && Number(b)) session(a, Number(b));
-else fail('usage: probe http URL | udp HOST PORT [TEXT] | session HOST PORT');
+else fail('usage: probe http URL | burst URL COUNT | udp HOST PORT [TEXT] | session HOST PORT');

@@ -390,6 +390,9 @@ export class Session {
   private waiter: ((line: string) => void) | undefined;
 
   constructor(private readonly child: ChildProcess) {
+    // Writing to a probe that already exited (its connection broke) must not
+    // throw EPIPE at the caller's process; the broken session shows in send().
+    child.stdin?.on('error', () => undefined);
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       if (this.waiter) {
         const w = this.waiter;
@@ -405,7 +408,7 @@ export class Session {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
-        reject(new Error('no answer on the TCP session within 5 s'));
+        reject(new Error(`no answer on the TCP session within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiter = (line) => {
         clearTimeout(timer);
@@ -414,14 +417,22 @@ export class Session {
     });
   }
 
+  /** The client's source port, once connected. */
+  localPort = 0;
+
   async connected(): Promise<void> {
-    const first = JSON.parse(await this.next()) as { connected?: boolean; error?: string };
+    const first = JSON.parse(await this.next()) as {
+      connected?: boolean;
+      localPort?: number;
+      error?: string;
+    };
     if (!first.connected) throw new Error(`TCP session failed: ${first.error ?? 'unknown'}`);
+    this.localPort = first.localPort ?? 0;
   }
 
-  async send(text: string): Promise<PodAnswer> {
+  async send(text: string, timeoutMs = 5000): Promise<PodAnswer> {
     this.child.stdin!.write(`${text}\n`);
-    const line = await this.next();
+    const line = await this.next(timeoutMs);
     const answer = JSON.parse(line) as PodAnswer & { error?: string; closed?: boolean };
     if (answer.error || answer.closed) throw new Error(`TCP session broke: ${line}`);
     return answer;

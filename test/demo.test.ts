@@ -24,12 +24,14 @@ import { clearLeftovers, STATE_DIR } from '../control/demo/leftovers.js';
 import { ROOT_MESSAGE } from '../control/demo/preflight.js';
 import { projectRoot } from '../control/paths.js';
 import { agentStatus } from '../control/demo/observe.js';
+import { childOutput } from '../control/topology/child-output.js';
 import { BED } from '../control/topology/cluster.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const cli = join(projectRoot(), 'dist', 'control', 'cli', 'main.js');
 const probe = join(projectRoot(), 'dist', 'control', 'topology', 'probe.js');
 const kubectlPath = join(projectRoot(), '.setup', 'kube', 'kubectl');
+const node24 = join(projectRoot(), '.setup', 'node24', 'bin', 'node');
 
 /** The demo as a child process: its output so far, and its exit. */
 class DemoProcess {
@@ -38,8 +40,8 @@ class DemoProcess {
   readonly exited: Promise<number | null>;
   private readonly child: ChildProcess;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [cli, 'demo', ...args], {
+  constructor(args: string[], node = process.execPath) {
+    this.child = spawn(node, [cli, 'demo', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
@@ -63,6 +65,11 @@ class DemoProcess {
         throw new Error(`the demo did not print ${pattern} in ${timeoutMs} ms:\n${this.out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Closes our end of its stdout, as `xlb demo | head` does once head has its lines. */
+  closeOutput(): void {
+    this.child.stdout!.destroy();
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -314,8 +321,8 @@ describe('xlb demo (the main job)', () => {
   it('--kube: the leader allocates the addresses, kubectl shows the ones printed', async () => {
     const { printed, out } = await holdAndCheck(['--kube', '--pods', '4']);
     const kubeconfig = /--kubeconfig (\S+) get svc/.exec(out)![1]!;
-    const got = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
+    const kubectl = await childOutput(
+      spawn(
         kubectlPath,
         [
           '--kubeconfig',
@@ -327,16 +334,11 @@ describe('xlb demo (the main job)', () => {
           '--cache-dir',
           join(kubeconfig, '..', 'kube-home', 'cache'),
         ],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      let text = '';
-      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-      child.on('exit', (code) =>
-        code === 0 ? resolve(text) : reject(new Error(`kubectl exited ${code}`)),
-      );
-    });
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
+    expect(kubectl.code, kubectl.stderr).toBe(0);
+    const got = kubectl.stdout;
     for (const [name, vip] of printed.vips)
       expect(got).toMatch(
         new RegExp(`^${name}\\s+LoadBalancer\\s+\\S+\\s+${vip.replaceAll('.', '\\.')}\\s`, 'm'),
@@ -360,6 +362,27 @@ describe('xlb demo (the main job)', () => {
     expect(demo.out).not.toContain('[4/9]');
     expectNothingLeft(tag, demo.out, inside);
   }, 90_000);
+
+  it('output closed half-way (`xlb demo | head`) removes everything it had built', async () => {
+    demo = new DemoProcess([]);
+    await demo.waitFor(/starting BIRD and 3 agents/, 60_000);
+    const tag = /namespaces: xlbdemo-([0-9a-f]{6})-\*/.exec(demo.out)![1]!;
+    const inside = pidsInNamespaces(tag);
+    expect(inside.length).toBeGreaterThan(0);
+    const before = demo.out;
+    demo.closeOutput();
+    // 128 + SIGPIPE, once its next write meets the closed pipe.
+    expect(await demo.exited).toBe(141);
+    expectNothingLeft(tag, before, inside);
+  }, 90_000);
+
+  it('runs to the end under Node 24, the Node of the container image: every check holds', async () => {
+    expect(existsSync(node24), `${node24} is missing: run scripts/setup.sh`).toBe(true);
+    demo = new DemoProcess(['--pods', '4'], node24);
+    expect(await demo.exited, demo.out + demo.err).toBe(0);
+    expect(demo.out).toMatch(/all \d+ checks held/);
+    expect(demo.out).toMatch(/\[9\/9\] cleaning up.* done/);
+  }, 120_000);
 
   it('rejects a --pods it cannot place, with exit code 2, before building anything', () => {
     for (const pods of ['3', '31', 'six']) {

@@ -1,7 +1,8 @@
 // `xlb demo` from start to exit code: the story (scenario.ts), the summary,
 // --hold, and the cleanup that runs whatever happened: success, a failure
 // half-way, or SIGINT/SIGTERM at any step. A second signal while cleaning up
-// is ignored (with a word), so an impatient Ctrl-C leaves nothing behind.
+// is ignored (with a word), so an impatient Ctrl-C leaves nothing behind;
+// a closed stdout (`xlb demo | head`) stops it the same way.
 import { configureLogging } from '../observe/log.js';
 import { DemoRunningError } from './leftovers.js';
 import { DemoPreflightError } from './preflight.js';
@@ -12,6 +13,8 @@ import { Demo, DEFAULTS, type DemoOptions } from './scenario.js';
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_INTERRUPTED = 130;
+/** Its output was closed (128 + SIGPIPE, as a shell reports it). */
+export const EXIT_OUTPUT_CLOSED = 141;
 
 export interface RunOptions extends DemoOptions {
   /** After the summary, keep everything running until SIGINT/SIGTERM. */
@@ -51,6 +54,25 @@ export async function runDemo(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // `xlb demo | head` closes our stdout early. Node ignores SIGPIPE and
+  // reports EPIPE on the stream instead, which unhandled would end the
+  // process with everything still built: stop writing, and clean up as for
+  // a signal.
+  let outputClosed = false;
+  const onOutputError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') return;
+    outputClosed = true;
+    if (!controller.signal.aborted) controller.abort(new Interrupted('SIGPIPE'));
+  };
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', onOutputError);
+  const guard =
+    (w: Write): Write =>
+    (text) => {
+      if (!outputClosed) w(text);
+    };
+  write = guard(write);
+  writeError = guard(writeError);
 
   const progress = new Progress(STEPS, write);
   const demo = new Demo(opts, progress, controller.signal);
@@ -78,7 +100,7 @@ export async function runDemo(
     }
   } catch (e) {
     if (e instanceof Interrupted || controller.signal.aborted) {
-      code = EXIT_INTERRUPTED;
+      code = outputClosed ? EXIT_OUTPUT_CLOSED : EXIT_INTERRUPTED;
     } else {
       code = EXIT_FAILED;
       const refusal = e instanceof DemoPreflightError || e instanceof DemoRunningError;
@@ -110,6 +132,8 @@ export async function runDemo(
     }
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onOutputError);
+    process.stderr.off('error', onOutputError);
   }
   return code ?? EXIT_FAILED;
 }

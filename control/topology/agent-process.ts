@@ -25,7 +25,8 @@ export class AgentProcess {
     if (log) {
       child.stdout!.pipe(log, { end: false });
       child.stderr!.pipe(log, { end: false });
-      child.once('exit', () => log.end());
+      // After the last output, not at exit (the pipes may still hold some).
+      child.once('close', () => log.end());
     }
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       try {

@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 import type { PodAnswer } from './pod-server.js';
+import { childOutput } from './child-output.js';
 import { Session } from './testbed.js';
 import { ip, run } from './ip.js';
 import { addPod } from './pods.js';
@@ -244,39 +245,30 @@ export class ClusterBed {
   }
 
   /** One HTTP GET from the client: the pod's answer and the address that answered. */
-  http(url: string): Promise<ProbeAnswer> {
-    return new Promise((resolve, reject) => {
-      const child = this.spawnProbe(['http', url], 'ignore');
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('exit', (code) =>
-        code === 0
-          ? resolve(JSON.parse(out) as ProbeAnswer)
-          : reject(new Error(`probe http ${url}: ${out}${err}`.trim())),
+  async http(url: string): Promise<ProbeAnswer> {
+    const { code, stdout, stderr } = await childOutput(this.spawnProbe(['http', url], 'ignore'));
+    if (code !== 0) throw new Error(`probe http ${url}: ${stdout}${stderr}`.trim());
+    try {
+      return JSON.parse(stdout) as ProbeAnswer;
+    } catch {
+      throw new Error(
+        `probe http ${url}: not an answer: ${JSON.stringify(stdout)} ${stderr}`.trim(),
       );
-    });
+    }
   }
 
   /**
    * `count` HTTP GETs from the client, one connection each, from one probe
    * process: each answer, or the error that request met.
    */
-  httpMany(url: string, count: number): Promise<Array<ProbeAnswer | { error: string }>> {
-    return new Promise((resolve, reject) => {
-      const child = this.spawnProbe(['burst', url, String(count)], 'ignore');
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('exit', (code) => {
-        const lines = out.split('\n').filter(Boolean);
-        if (code !== 0 || lines.length !== count)
-          reject(new Error(`probe burst ${url} ${count}: ${out}${err}`.trim()));
-        else resolve(lines.map((l) => JSON.parse(l) as ProbeAnswer | { error: string }));
-      });
-    });
+  async httpMany(url: string, count: number): Promise<Array<ProbeAnswer | { error: string }>> {
+    const { code, stdout, stderr } = await childOutput(
+      this.spawnProbe(['burst', url, String(count)], 'ignore'),
+    );
+    const lines = stdout.split('\n').filter(Boolean);
+    if (code !== 0 || lines.length !== count)
+      throw new Error(`probe burst ${url} ${count}: ${stdout}${stderr}`.trim());
+    return lines.map((l) => JSON.parse(l) as ProbeAnswer | { error: string });
   }
 
   /** A long-lived TCP connection from the client (closed at destroy() at the latest). */

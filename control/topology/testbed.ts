@@ -21,6 +21,7 @@ import {
 } from '../datapath/load.js';
 import type { PodAnswer } from './pod-server.js';
 import { distScript } from '../paths.js';
+import { childOutput } from './child-output.js';
 import { ip, run } from './ip.js';
 import { addPod } from './pods.js';
 import { Topology } from './topology.js';
@@ -348,19 +349,10 @@ export class Testbed implements Disposable {
     );
   }
 
-  private probe(args: string[]): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const child = this.spawnProbe(args, 'ignore');
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('exit', (code) =>
-        code === 0
-          ? resolve(out.trim())
-          : reject(new Error(`probe ${args.join(' ')}: ${out}${err}`.trim())),
-      );
-    });
+  private async probe(args: string[]): Promise<string> {
+    const { code, stdout, stderr } = await childOutput(this.spawnProbe(args, 'ignore'));
+    if (code !== 0) throw new Error(`probe ${args.join(' ')}: ${stdout}${stderr}`.trim());
+    return stdout.trim();
   }
 
   /** A long-lived TCP connection from the client. */

@@ -122,7 +122,7 @@ export async function run(): Promise<Figure[]> {
       TARGET,
     ),
     ...latencyFigures(
-      'agent thawed -> /32 back in the router FIB (session rebuilt)',
+      'frozen agent replaced: new agent started -> /32 back in the router FIB',
       deadNode.recover,
     ),
     ...latencyFigures(

@@ -203,6 +203,13 @@ export class BgpBench {
     else writeFileSync(join(this.dir, `slice-${service}.yaml`), manifest);
   }
 
+  /** Starts a new agent with the same arguments once the old one has exited. */
+  async restartAgent(): Promise<void> {
+    const old = this.agent!;
+    await old.stop('SIGKILL');
+    this.agent = await AgentProcess.start(old.args);
+  }
+
   /** Stops and removes everything, each step also when one before failed. */
   destroy(): Promise<void> {
     const dir = this.dir;

@@ -18,13 +18,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BfdState } from '../control/bgp/bfd/index.js';
 import type { SpeakerNode } from '../control/bgp/config.js';
 import { BgpSpeaker, type SpeakerInput } from '../control/bgp/speaker.js';
-import { parseIPPool } from '../control/resources/ip-pool.js';
 import { inNetns } from '../native/index.js';
 import { until } from '../control/topology/agent-harness.js';
 import { BirdProcess } from '../control/topology/bird.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { freezeNamespace, speakerInput } from './support/bgp/speaker-input.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -77,55 +77,12 @@ function peer(bfd: Record<string, unknown> | undefined): unknown {
 const BFD_300x3 = { enabled: true, minRxMs: 300, minTxMs: 300, detectMultiplier: 3 };
 
 function input(bfd: Record<string, unknown> | undefined = BFD_300x3): SpeakerInput {
-  return {
-    peers: [peer(bfd)],
-    advertisements: [
-      {
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPAdvertisement',
-        metadata: { name: 'public' },
-        spec: { ipPools: ['public'] },
-      },
-    ],
-    pools: [
-      parseIPPool({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: 'public' },
-        spec: { addresses: ['203.0.113.0/24'] },
-      }),
-    ],
-    announcements: [
-      {
-        service: 'default/web',
-        address: '203.0.113.10',
-        family: 4,
-        announce: true,
-        reason: 'hasEndpoints',
-        weight: 1,
-        message: 'the Service has ready endpoints',
-      },
-    ],
-  };
+  return speakerInput([peer(bfd)], PREFIX.split('/')[0]);
 }
 
 /** Stops what `ns` sends to `to` (and nothing else): a blackhole route, removed with the namespace. */
 function silence(ns: string, to: string): void {
   execFileSync('ip', ['-n', ns, 'route', 'add', 'blackhole', `${to}/32`]);
-}
-
-/**
- * Freezes every process in `ns` (BIRD): a hung node. A blackhole route does
- * not silence BIRD, whose BFD packets name their interface and bypass it.
- * The connection stays open (the kernel still ACKs); SIGKILL at cleanup ends
- * a stopped process as well.
- */
-function freeze(ns: string): void {
-  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-    .split('\n')
-    .filter((p) => /^\d+$/.test(p.trim()));
-  expect(pids.length).toBeGreaterThan(0);
-  for (const pid of pids) process.kill(Number(pid), 'SIGSTOP');
 }
 
 function birdHasRoute(bird: BirdProcess): boolean {
@@ -233,7 +190,7 @@ describe('BFD tied to the BGP sessions, against BIRD 2', () => {
     session.on('state', (to) => left.push({ to, at: Date.now() }));
 
     const dead = Date.now();
-    freeze(link.peerNs);
+    freezeNamespace(link.peerNs);
     await until(
       // Not BIRD's view: a frozen BIRD does not answer birdc.
       () => `our session to leave Established (last error: ${session.lastError})`,

@@ -8,20 +8,19 @@
 // the route is back in BIRD within seconds, and the kept BFD session now
 // resets the new BGP session when BIRD falls silent. Changing a BFD setting
 // does replace the BFD session.
-import { execFileSync } from 'node:child_process';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BfdState } from '../control/bgp/bfd/index.js';
 import type { SpeakerNode } from '../control/bgp/config.js';
 import { BgpSpeaker, type SpeakerInput } from '../control/bgp/speaker.js';
-import { parseIPPool } from '../control/resources/ip-pool.js';
 import { until } from '../control/topology/agent-harness.js';
 import { BirdProcess } from '../control/topology/bird.js';
 import { inNetns } from '../native/index.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { bgpPeer, freezeNamespace, speakerInput } from './support/bgp/speaker-input.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -51,52 +50,10 @@ protocol bgp tor {
 const BFD = { enabled: true, minRxMs: 300, minTxMs: 300, detectMultiplier: 3 };
 
 function input(spec: Record<string, unknown>): SpeakerInput {
-  return {
-    peers: [
-      {
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPPeer',
-        metadata: { name: 'tor' },
-        spec: { peerAddress: PEER.v4, peerASN: AS, localASN: AS, bfd: BFD, ...spec },
-      },
-    ],
-    advertisements: [
-      {
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPAdvertisement',
-        metadata: { name: 'public' },
-        spec: {},
-      },
-    ],
-    pools: [
-      parseIPPool({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: 'public' },
-        spec: { addresses: ['203.0.113.0/24'] },
-      }),
-    ],
-    announcements: [
-      {
-        service: 'default/web',
-        address: PREFIX.split('/')[0]!,
-        family: 4,
-        announce: true,
-        reason: 'hasEndpoints',
-        weight: 1,
-        message: 'the Service has ready endpoints',
-      },
-    ],
-  };
-}
-
-/** Freezes every process in `ns` (BIRD): silent, its sockets still open. SIGKILL at cleanup ends it. */
-function freeze(ns: string): void {
-  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-    .split('\n')
-    .filter((p) => /^\d+$/.test(p.trim()));
-  expect(pids.length).toBeGreaterThan(0);
-  for (const pid of pids) process.kill(Number(pid), 'SIGSTOP');
+  return speakerInput(
+    [bgpPeer({ peerAddress: PEER.v4, peerASN: AS, localASN: AS, bfd: BFD, ...spec })],
+    PREFIX.split('/')[0],
+  );
 }
 
 function birdBfdUp(bird: BirdProcess): boolean {
@@ -175,7 +132,7 @@ describe('BFD kept across a BGP-only reconfiguration, against BIRD 2', () => {
     // The kept BFD session now guards the new BGP session: BIRD falls
     // silent (frozen) and the rebuilt session resets, saying BFD.
     const frozen = Date.now();
-    freeze(link.peerNs);
+    freezeNamespace(link.peerNs);
     await until(
       () => `the rebuilt session to reset (last error: ${rebuilt.lastError})`,
       () => rebuilt.state !== 'Established',

@@ -20,9 +20,9 @@ import { capabilitiesOf, type OpenMessage } from '../control/bgp/codec/open.js';
 import { endOfRibFamily } from '../control/bgp/codec/update.js';
 import { BgpSpeaker, type SpeakerInput, type SpeakerRestart } from '../control/bgp/speaker.js';
 import { AgentConfigError, resolveAgentSettings } from '../control/agent/config.js';
-import { parseIPPool } from '../control/resources/ip-pool.js';
 import { Cleanup, handshake, peerOpen, RawServer, recordingLog } from './support/bgp/harness.js';
 import type { RawPeer } from './support/bgp/raw-peer.js';
+import { speakerInput } from './support/bgp/speaker-input.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -48,36 +48,7 @@ function peerObject(name: string, address: string, port: number, gr: boolean): u
 }
 
 function input(peers: unknown[]): SpeakerInput {
-  return {
-    peers,
-    advertisements: [
-      {
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPAdvertisement',
-        metadata: { name: 'public' },
-        spec: {},
-      },
-    ],
-    pools: [
-      parseIPPool({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: 'public' },
-        spec: { addresses: ['203.0.113.0/24'] },
-      }),
-    ],
-    announcements: [
-      {
-        service: 'default/web',
-        address: PREFIX.split('/')[0]!,
-        family: 4,
-        announce: true,
-        reason: 'hasEndpoints',
-        weight: 1,
-        message: 'the Service has ready endpoints',
-      },
-    ],
-  };
+  return speakerInput(peers, PREFIX.split('/')[0]);
 }
 
 /** The peer's OPEN, with a graceful restart capability when `gr`. */

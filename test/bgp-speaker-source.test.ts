@@ -9,7 +9,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import type { SpeakerNode } from '../control/bgp/config.js';
 import { BgpSpeaker, defaultPeerConnect, type SpeakerInput } from '../control/bgp/speaker.js';
-import { parseIPPool } from '../control/resources/ip-pool.js';
 import { ip } from '../control/topology/ip.js';
 import { until } from '../control/topology/agent-harness.js';
 import { BirdProcess } from '../control/topology/bird.js';
@@ -18,6 +17,7 @@ import { inNetns } from '../native/index.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { BgpLink, PEER, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { bgpPeer, speakerInput } from './support/bgp/speaker-input.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -44,50 +44,19 @@ protocol bgp tor {
 `;
 
 function input(sourceAddress: string): SpeakerInput {
-  return {
-    peers: [
-      {
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPPeer',
-        metadata: { name: 'tor' },
-        spec: {
-          peerAddress: PEER.v4,
-          peerASN: AS,
-          localASN: AS,
-          holdTime: 9,
-          sourceAddress,
-          bfd: { enabled: true, minRxMs: 300, minTxMs: 300, detectMultiplier: 3 },
-        },
-      },
-    ],
-    advertisements: [
-      {
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'BGPAdvertisement',
-        metadata: { name: 'public' },
-        spec: {},
-      },
-    ],
-    pools: [
-      parseIPPool({
-        apiVersion: 'xlb.dev/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: 'public' },
-        spec: { addresses: ['203.0.113.0/24'] },
+  return speakerInput(
+    [
+      bgpPeer({
+        peerAddress: PEER.v4,
+        peerASN: AS,
+        localASN: AS,
+        holdTime: 9,
+        sourceAddress,
+        bfd: { enabled: true, minRxMs: 300, minTxMs: 300, detectMultiplier: 3 },
       }),
     ],
-    announcements: [
-      {
-        service: 'default/web',
-        address: PREFIX.split('/')[0]!,
-        family: 4,
-        announce: true,
-        reason: 'hasEndpoints',
-        weight: 1,
-        message: 'the Service has ready endpoints',
-      },
-    ],
-  };
+    PREFIX.split('/')[0],
+  );
 }
 
 describe('spec.sourceAddress against BIRD 2', () => {

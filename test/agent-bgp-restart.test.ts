@@ -24,7 +24,7 @@ import { ip } from '../control/topology/ip.js';
 import { ClusterBed, BED, nodeAddresses, POD_PORTS } from '../control/topology/cluster.js';
 import { pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
-import { AgentProcess } from '../control/topology/agent-process.js';
+import { AgentProcess, nodeAgentArgs } from '../control/topology/agent-process.js';
 import { BirdProcess } from '../control/topology/bird.js';
 import { NODE_AS, ROUTER_AS } from '../control/topology/bgp-router.js';
 import { requirePrivileges } from './support/privileged.js';
@@ -125,20 +125,7 @@ describe('xlb agent restart with BGP graceful restart (BIRD 2)', () => {
 
   const startAgent = async (extra: string[] = []): Promise<AgentProcess> =>
     AgentProcess.start([
-      '--node-name',
-      'node-a',
-      '--uplink',
-      'eth0',
-      '--netns',
-      bed!.node,
-      '--manifests',
-      dir,
-      '--pin-dir',
-      pinDir,
-      '--metrics-address',
-      '127.0.0.1:0',
-      '--log-level',
-      'debug',
+      ...nodeAgentArgs({ nodeName: 'node-a', netns: bed!.node, manifests: dir, pinDir }),
       ...extra,
     ]);
 

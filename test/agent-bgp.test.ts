@@ -13,7 +13,7 @@ import { ip } from '../control/topology/ip.js';
 import { ClusterBed, BED, POD_PORTS } from '../control/topology/cluster.js';
 import { metricValue, pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
 import { nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
-import { AgentProcess } from '../control/topology/agent-process.js';
+import { AgentProcess, nodeAgentArgs } from '../control/topology/agent-process.js';
 import { BirdProcess } from '../control/topology/bird.js';
 import {
   bgpManifests,
@@ -79,22 +79,9 @@ describe('xlb agent announcing over BGP to BIRD (standalone mode)', () => {
   );
 
   it('announces the VIP with its community; the router installs it and traffic reaches the pods', async () => {
-    agent = await AgentProcess.start([
-      '--node-name',
-      'node-a',
-      '--uplink',
-      'eth0',
-      '--netns',
-      bed!.node,
-      '--manifests',
-      dir,
-      '--pin-dir',
-      pinDir,
-      '--metrics-address',
-      '127.0.0.1:0',
-      '--log-level',
-      'debug',
-    ]);
+    agent = await AgentProcess.start(
+      nodeAgentArgs({ nodeName: 'node-a', netns: bed!.node, manifests: dir, pinDir }),
+    );
     await agent.waitReady();
     await until(
       'BIRD to establish the session',

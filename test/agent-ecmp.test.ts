@@ -18,7 +18,7 @@ import { ip, run } from '../control/topology/ip.js';
 import { ClusterBed, BED, nodeAddresses, POD_PORTS } from '../control/topology/cluster.js';
 import { pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
-import { AgentProcess } from '../control/topology/agent-process.js';
+import { AgentProcess, nodeAgentArgs } from '../control/topology/agent-process.js';
 import { BirdProcess } from '../control/topology/bird.js';
 import { bgpManifests, birdRouterConfig } from '../control/topology/bgp-router.js';
 import { requirePrivileges } from './support/privileged.js';
@@ -113,22 +113,14 @@ describe('three agents, one router: ECMP over BGP', () => {
       const dir = mkdtempSync(join(tmpdir(), `xlb-ecmp-${i}-`));
       dirs.push(dir);
       writeFileSync(join(dir, 'all.yaml'), manifests(i));
-      agents[i] = await AgentProcess.start([
-        '--node-name',
-        a.name,
-        '--uplink',
-        'eth0',
-        '--netns',
-        bed!.nodes[i]!,
-        '--manifests',
-        dir,
-        '--pin-dir',
-        `${pinPrefix}-${i}`,
-        '--metrics-address',
-        '127.0.0.1:0',
-        '--log-level',
-        'debug',
-      ]);
+      agents[i] = await AgentProcess.start(
+        nodeAgentArgs({
+          nodeName: a.name,
+          netns: bed!.nodes[i]!,
+          manifests: dir,
+          pinDir: `${pinPrefix}-${i}`,
+        }),
+      );
     }
     for (const a of agents) await a!.waitReady();
     const all = Array.from({ length: NODES }, (_, i) => nodeAddresses(i).v4).sort();

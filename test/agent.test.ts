@@ -15,7 +15,7 @@ import type { Announcement, Decision } from '../control/model/index.js';
 import { startObserveServer } from '../control/observe/server.js';
 import type { Session } from '../control/topology/testbed.js';
 import { ClusterBed, BED, POD_PORTS } from '../control/topology/cluster.js';
-import { AgentProcess, runAgentCommand } from '../control/topology/agent-process.js';
+import { AgentProcess, nodeAgentArgs, runAgentCommand } from '../control/topology/agent-process.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
 import {
   get,
@@ -522,22 +522,8 @@ describe('xlb agent end to end (standalone mode)', () => {
   let agent: AgentProcess | undefined;
   const sessions: Session[] = [];
 
-  const agentArgs = (): string[] => [
-    '--node-name',
-    'node-a',
-    '--uplink',
-    'eth0',
-    '--netns',
-    bed!.node,
-    '--manifests',
-    dir,
-    '--pin-dir',
-    pinDir,
-    '--metrics-address',
-    '127.0.0.1:0',
-    '--log-level',
-    'debug',
-  ];
+  const agentArgs = (): string[] =>
+    nodeAgentArgs({ nodeName: 'node-a', netns: bed!.node, manifests: dir, pinDir });
 
   const slices = (pods: string[]): string =>
     documents(

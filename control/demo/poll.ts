@@ -1,6 +1,8 @@
 // Waiting for the cluster to settle, in a way Ctrl-C can cut short: every
 // wait of the demo checks its abort signal, so an interrupted demo goes
 // straight to its cleanup.
+import { delay } from '../system/delay.js';
+
 /** How long the demo waits for the cluster to settle before it reports what it saw. */
 export const SETTLE_MS = 20_000;
 
@@ -11,24 +13,6 @@ export interface Settled<T> {
   ok: boolean;
   /** Milliseconds from the start of the wait to the read that met it (or to the timeout). */
   ms: number;
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**
@@ -55,6 +39,6 @@ export async function settle<T>(
     }
     if (performance.now() - start > options.timeoutMs)
       return { value, ok: false, ms: performance.now() - start, ...(error ? { error } : {}) };
-    await sleep(options.intervalMs ?? 50, options.signal);
+    await delay(options.intervalMs ?? 50, options.signal);
   }
 }

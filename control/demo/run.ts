@@ -6,7 +6,7 @@
 import { configureLogging } from '../observe/log.js';
 import { DemoRunningError } from './leftovers.js';
 import { DemoPreflightError } from './preflight.js';
-import { sleep } from './poll.js';
+import { delay } from '../system/delay.js';
 import { Progress, type Write } from './progress.js';
 import { Demo, DEFAULTS, type DemoOptions } from './scenario.js';
 
@@ -96,7 +96,7 @@ export async function runDemo(
     if (opts.hold) {
       progress.line();
       progress.lines(demo.holdHints(), '');
-      await sleep(2 ** 31 - 1, controller.signal).catch(() => undefined);
+      await delay(2 ** 31 - 1, controller.signal).catch(() => undefined);
     }
   } catch (e) {
     if (e instanceof Interrupted || controller.signal.aborted) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { renderTable } from '../cli/table.js';
 import { BPFFS } from '../system/bpffs.js';
 import { pinCleanup, runCleanup, type CleanupStep } from '../topology/agent-harness.js';
-import { AgentProcess } from '../topology/agent-process.js';
+import { AgentProcess, nodeAgentArgs } from '../topology/agent-process.js';
 import { birdRouterConfig } from '../topology/bgp-router.js';
 import { BirdProcess } from '../topology/bird.js';
 import { BED, ClusterBed } from '../topology/cluster.js';
@@ -181,18 +181,12 @@ export class Demo {
       Array.from({ length: NODE_COUNT }, async (_, i) => {
         const agent = await AgentProcess.start(
           [
-            '--node-name',
-            nodeName(i),
-            '--uplink',
-            'eth0',
-            '--netns',
-            bed.nodes[i]!,
-            '--pin-dir',
-            this.pinDir(i),
-            '--metrics-address',
-            '127.0.0.1:0',
-            '--log-level',
-            'info',
+            ...nodeAgentArgs({
+              nodeName: nodeName(i),
+              netns: bed.nodes[i]!,
+              pinDir: this.pinDir(i),
+              logLevel: 'info',
+            }),
             ...this.source!.agentArgs(i),
           ],
           { logFile: this.logFile(i) },

@@ -2,7 +2,8 @@
 // concurrency: every write carries the resourceVersion it was computed from;
 // a 409 means someone else wrote first, so the object is read again and the
 // plan computed again from what is there now, a bounded number of times.
-import { classifyFailure, delay } from './api-call.js';
+import { delay } from '../system/delay.js';
+import { classifyFailure } from './api-call.js';
 
 export interface ConvergeOptions<T, W> {
   /** The object as last seen (the store's copy, or an earlier write's answer). */

@@ -7,7 +7,8 @@
 import { EventsV1Api, type EventsV1Event, type KubeConfig } from '@kubernetes/client-node';
 
 import type { Logger } from '../observe/log.js';
-import { callOptions, classifyFailure, delay, MERGE_PATCH, type CallFailure } from './api-call.js';
+import { delay } from '../system/delay.js';
+import { callOptions, classifyFailure, MERGE_PATCH, type CallFailure } from './api-call.js';
 
 export interface EventSubject {
   apiVersion: string;

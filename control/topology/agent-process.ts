@@ -9,6 +9,37 @@ import { get, until, type LogLine } from './agent-harness.js';
 
 const CLI = distScript('control/cli/main.js');
 
+/** Where one node's agent runs in the topology, and what it reads. */
+export interface NodeAgentPlacement {
+  nodeName: string;
+  /** The node's network namespace (its uplink is eth0 there). */
+  netns: string;
+  pinDir: string;
+  /** Standalone mode's manifest directory; leave out for Kubernetes mode. */
+  manifests?: string;
+  /** Default debug: tests read the decisions from the log. */
+  logLevel?: string;
+}
+
+/** The `xlb agent` arguments for a node of the topology, its endpoints on an ephemeral port. */
+export function nodeAgentArgs(p: NodeAgentPlacement): string[] {
+  return [
+    '--node-name',
+    p.nodeName,
+    '--uplink',
+    'eth0',
+    '--netns',
+    p.netns,
+    ...(p.manifests === undefined ? [] : ['--manifests', p.manifests]),
+    '--pin-dir',
+    p.pinDir,
+    '--metrics-address',
+    '127.0.0.1:0',
+    '--log-level',
+    p.logLevel ?? 'debug',
+  ];
+}
+
 export class AgentProcess {
   readonly lines: LogLine[] = [];
   /** Lines that were not JSON (there should be none on stdout). */

@@ -30,6 +30,7 @@ import { validateResource } from '../control/resources/validate.js';
 import { StandaloneSource } from '../control/standalone/source.js';
 import { ClusterStore } from '../control/store/cluster-store.js';
 import { projectRoot } from '../control/paths.js';
+import { storeSecretLookup } from '../control/store/secret-lookup.js';
 
 const NODE: SpeakerNode = {
   name: 'node-a',
@@ -363,7 +364,7 @@ describe('manifests', () => {
     }
   });
 
-  it('the example directory holds a valid peer and advertisement', async () => {
+  it('the example directory holds a valid peer, its password Secret and an advertisement', async () => {
     const store = new ClusterStore();
     const source = new StandaloneSource({
       directory: join(projectRoot(), 'examples', 'standalone'),
@@ -377,6 +378,9 @@ describe('manifests', () => {
       const [advertisement] = store.bgpAdvertisements();
       // It names the example's pool.
       expect(advertisement?.spec.ipPools).toEqual(store.pools().map((p) => p.metadata.name));
+      // Its MD5 password comes from the example's Secret, in the agent's default namespace.
+      const ref = store.bgpPeers()[0]!.spec.passwordSecretRef!;
+      expect(storeSecretLookup(store, 'xlb-system')(ref)).toBe('change-me-to-the-routers-password');
     } finally {
       await source.stop();
     }

@@ -17,16 +17,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ip } from '../control/topology/ip.js';
-import { ClusterBed, BED, nodeAddresses, POD_PORTS } from '../control/topology/cluster.js';
+import { ClusterBed, BED, POD_PORTS } from '../control/topology/cluster.js';
 import { pinCleanup, runCleanup, until } from '../control/topology/agent-harness.js';
 import { documents, nodeYaml, serviceYaml, sliceYaml } from '../control/topology/manifests.js';
 import { AgentProcess, nodeAgentArgs } from '../control/topology/agent-process.js';
 import { BirdProcess } from '../control/topology/bird.js';
-import { NODE_AS, ROUTER_AS } from '../control/topology/bgp-router.js';
+import { bgpManifests, birdRouterConfig } from '../control/topology/bgp-router.js';
 import { requirePrivileges } from './support/privileged.js';
 
 const run = promisify(execFile);
@@ -37,46 +36,11 @@ const KEPT = '192.0.2.211';
 const DELETED = '192.0.2.212';
 const RESTART_TIME = 30;
 
-const NODE = nodeAddresses(0);
-
-const BIRD_CONFIG = `
-router id ${BED.router.nodeV4};
-protocol device {}
-protocol kernel { ipv4 { export all; }; }
-protocol bgp node0 {
-  local ${NODE.routerV4} as ${ROUTER_AS};
-  neighbor ${NODE.v4} as ${NODE_AS};
-  graceful restart on;
-  ipv4 { import all; export none; };
-}
-`;
-
-const BGP_MANIFESTS = documents(
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'IPPool',
-    metadata: { name: 'public' },
-    spec: { addresses: [BED.vipRangeV4], avoidBuggyIPs: false },
-  }),
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'BGPPeer',
-    metadata: { name: 'tor' },
-    spec: {
-      peerAddress: NODE.routerV4,
-      peerASN: ROUTER_AS,
-      localASN: NODE_AS,
-      holdTime: 9,
-      connectRetryTime: 1,
-      gracefulRestart: { enabled: true, restartTime: RESTART_TIME },
-    },
-  }),
-  stringify({
-    apiVersion: 'xlb.dev/v1alpha1',
-    kind: 'BGPAdvertisement',
-    metadata: { name: 'public' },
-    spec: { ipPools: ['public'] },
-  }),
+const BIRD_CONFIG = birdRouterConfig(1, { gracefulRestart: true });
+const BGP_MANIFESTS = bgpManifests(
+  0,
+  {},
+  { gracefulRestart: { enabled: true, restartTime: RESTART_TIME } },
 );
 
 describe('xlb agent restart with BGP graceful restart (BIRD 2)', () => {
@@ -113,7 +77,7 @@ describe('xlb agent restart with BGP graceful restart (BIRD 2)', () => {
   /** The router kernel's route to a VIP through the node, as `ip route` has it. */
   const fibHas = async (vip: string): Promise<boolean> => {
     const { stdout } = await run('ip', ['-n', bed!.router, 'route', 'show', `${vip}/32`]);
-    return stdout.includes(`via ${NODE.v4}`);
+    return stdout.includes(`via ${BED.node.v4}`);
   };
   const protocol = () => bird!.birdcOutput('show protocols all node0');
   const context = () =>

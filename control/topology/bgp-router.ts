@@ -24,13 +24,14 @@ export interface BfdTimers {
  * change at once, so the router's FIB follows BIRD's table without a scan.
  * With `bfd`, every session is also watched by BFD, so a dead node's routes
  * go in under a second instead of after the hold time; with `md5Password`,
- * every session is signed with TCP MD5 (RFC 2385).
+ * every session is signed with TCP MD5 (RFC 2385); with `gracefulRestart`,
+ * BIRD keeps a node's routes while its agent restarts (RFC 4724).
  */
 export function birdRouterConfig(
   nodes = 1,
-  options: { bfd?: BfdTimers; md5Password?: string } = {},
+  options: { bfd?: BfdTimers; md5Password?: string; gracefulRestart?: boolean } = {},
 ): string {
-  const { bfd, md5Password } = options;
+  const { bfd, md5Password, gracefulRestart } = options;
   return [
     `router id ${BED.router.nodeV4};`,
     'protocol device {}',
@@ -51,7 +52,7 @@ export function birdRouterConfig(
       return `protocol bgp ${birdProtocol(i)} {
   local ${a.routerV4} as ${ROUTER_AS};
   neighbor ${a.v4} as ${NODE_AS};
-${bfd ? '  bfd on;\n  # A node that comes back is retried soon, not in 60 s.\n  error wait time 1, 2;\n' : ''}${md5Password === undefined ? '' : `  password "${md5Password}";\n`}  ipv4 { import all; export none; };
+${bfd ? '  bfd on;\n  # A node that comes back is retried soon, not in 60 s.\n  error wait time 1, 2;\n' : ''}${md5Password === undefined ? '' : `  password "${md5Password}";\n`}${gracefulRestart ? '  graceful restart on;\n' : ''}  ipv4 { import all; export none; };
 }`;
     }),
     '',

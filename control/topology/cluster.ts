@@ -6,7 +6,7 @@
 //
 // The router sends the VIP range to the node (a static route; BGP comes
 // later). Pods run pod-server; the client runs probe.js.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 
 import type { PodAnswer } from './pod-server.js';
 import { childOutput } from './child-output.js';
@@ -15,7 +15,7 @@ import { ip, run } from './ip.js';
 import { addPod } from './pods.js';
 import { Topology } from './topology.js';
 import { VethPass } from './veth-pass.js';
-import { distScript } from '../paths.js';
+import { spawnProbe } from './probe-run.js';
 
 export const BED = {
   client: { v4: '192.0.2.10', v6: '2001:db8:c::10' },
@@ -229,24 +229,11 @@ export class ClusterBed {
     return p;
   }
 
-  private spawnProbe(args: string[], stdin: 'ignore' | 'pipe'): ChildProcess {
-    return spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        this.client,
-        process.execPath,
-        distScript('control/topology/probe.js'),
-        ...args,
-      ],
-      { stdio: [stdin, 'pipe', 'pipe'] },
-    );
-  }
-
   /** One HTTP GET from the client: the pod's answer and the address that answered. */
   async http(url: string): Promise<ProbeAnswer> {
-    const { code, stdout, stderr } = await childOutput(this.spawnProbe(['http', url], 'ignore'));
+    const { code, stdout, stderr } = await childOutput(
+      spawnProbe(this.client, ['http', url], 'ignore'),
+    );
     if (code !== 0) throw new Error(`probe http ${url}: ${stdout}${stderr}`.trim());
     try {
       return JSON.parse(stdout) as ProbeAnswer;
@@ -263,7 +250,7 @@ export class ClusterBed {
    */
   async httpMany(url: string, count: number): Promise<Array<ProbeAnswer | { error: string }>> {
     const { code, stdout, stderr } = await childOutput(
-      this.spawnProbe(['burst', url, String(count)], 'ignore'),
+      spawnProbe(this.client, ['burst', url, String(count)], 'ignore'),
     );
     const lines = stdout.split('\n').filter(Boolean);
     if (code !== 0 || lines.length !== count)
@@ -273,7 +260,7 @@ export class ClusterBed {
 
   /** A long-lived TCP connection from the client (closed at destroy() at the latest). */
   async session(host: string, port: number): Promise<Session> {
-    const child = this.spawnProbe(['session', host, String(port)], 'pipe');
+    const child = spawnProbe(this.client, ['session', host, String(port)], 'pipe');
     this.topo.onDestroy('client session', () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });

@@ -7,7 +7,7 @@
 // The router sends VIP traffic to node-a (a static route; BGP comes later).
 // Pods are namespaces on a node's bridge running pod-server. Every address is
 // from the documentation ranges. Tests build it; so will the demo.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import readline from 'node:readline';
 
@@ -20,12 +20,12 @@ import {
   type MapSizes,
 } from '../datapath/load.js';
 import type { PodAnswer } from './pod-server.js';
-import { distScript } from '../paths.js';
 import { childOutput } from './child-output.js';
 import { ip, run } from './ip.js';
 import { addPod } from './pods.js';
 import { Topology } from './topology.js';
 import { VethPass } from './veth-pass.js';
+import { spawnProbe } from './probe-run.js';
 
 export type NodeName = 'a' | 'b';
 
@@ -331,33 +331,15 @@ export class Testbed implements Disposable {
     };
   }
 
-  /** Runs probe.js in the client namespace. */
-  private spawnProbe(args: string[], stdin: 'ignore' | 'pipe'): ChildProcess {
-    return spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        this.client,
-        process.execPath,
-        distScript('control/topology/probe.js'),
-        ...args,
-      ],
-      {
-        stdio: [stdin, 'pipe', 'pipe'],
-      },
-    );
-  }
-
   private async probe(args: string[]): Promise<string> {
-    const { code, stdout, stderr } = await childOutput(this.spawnProbe(args, 'ignore'));
+    const { code, stdout, stderr } = await childOutput(spawnProbe(this.client, args, 'ignore'));
     if (code !== 0) throw new Error(`probe ${args.join(' ')}: ${stdout}${stderr}`.trim());
     return stdout.trim();
   }
 
   /** A long-lived TCP connection from the client. */
   async session(host: string, port: number): Promise<Session> {
-    const child = this.spawnProbe(['session', host, String(port)], 'pipe');
+    const child = spawnProbe(this.client, ['session', host, String(port)], 'pipe');
     this.processes.push(child);
     this.topo.onDestroy('client session', () => {
       if (child.exitCode === null) child.kill('SIGKILL');

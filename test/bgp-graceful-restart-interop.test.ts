@@ -15,8 +15,9 @@ import { FrrProcess } from './support/bgp/frr.js';
 import { GobgpProcess } from './support/bgp/gobgp.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { interopSession } from './support/bgp/interop.js';
-import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { BgpLink, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { frrPeerConfig, gobgpPeerConfig } from './support/bgp/peer-configs.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -42,36 +43,7 @@ interface Peer {
 }
 
 async function startGobgp(ns: string, gracefulRestart: boolean): Promise<Peer> {
-  const gr = gracefulRestart
-    ? `
-  [neighbors.graceful-restart.config]
-    enabled = true
-    helper-only = true`
-    : '';
-  const familyGr = gracefulRestart
-    ? `
-    [neighbors.afi-safis.mp-graceful-restart.config]
-      enabled = true`
-    : '';
-  const gobgp = await GobgpProcess.start(
-    ns,
-    `
-[global.config]
-  as = 65001
-  router-id = "${PEER.v4}"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "${XLB.v4}"
-    peer-as = 65002
-  [neighbors.transport.config]
-    passive-mode = true
-  [neighbors.timers.config]
-    connect-retry = 1${gr}
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"${familyGr}
-`,
-  );
+  const gobgp = await GobgpProcess.start(ns, gobgpPeerConfig({ gracefulRestart, connectRetry: 1 }));
   return {
     established: () => gobgp.established(XLB.v4),
     route: (prefix) => {
@@ -96,19 +68,7 @@ interface FrrNeighborGr {
 }
 
 async function startFrr(ns: string, gracefulRestart: boolean): Promise<Peer> {
-  const frr = await FrrProcess.start(
-    ns,
-    `
-hostname xlbt-frr
-router bgp 65001
- bgp router-id ${PEER.v4}
- no bgp ebgp-requires-policy
- neighbor ${XLB.v4} remote-as 65002
- neighbor ${XLB.v4} timers connect 1
- neighbor ${XLB.v4} passive
- neighbor ${XLB.v4} ${gracefulRestart ? 'graceful-restart-helper' : 'graceful-restart-disable'}
-`,
-  );
+  const frr = await FrrProcess.start(ns, frrPeerConfig({ gracefulRestart, connectRetry: 1 }));
   return {
     established: () => frr.bgpState(XLB.v4) === 'Established',
     route: (prefix) => {

@@ -8,24 +8,14 @@ import { until } from '../control/topology/agent-harness.js';
 import { FrrProcess } from './support/bgp/frr.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { INTEROP_ROUTES, interopSession } from './support/bgp/interop.js';
-import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { BgpLink, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { frrPeerConfig } from './support/bgp/peer-configs.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-const CONFIG = `
-hostname xlbt-frr
-router bgp 65001
- bgp router-id ${PEER.v4}
- no bgp ebgp-requires-policy
- neighbor ${XLB.v4} remote-as 65002
- neighbor ${XLB.v4} timers connect 1
- neighbor ${XLB.v4} passive
- address-family ipv6 unicast
-  neighbor ${XLB.v4} activate
- exit-address-family
-`;
+const CONFIG = frrPeerConfig({ ipv6: true, connectRetry: 1 });
 
 describe('interop with FRR', () => {
   it('routes arrive with next hop and attributes; withdraw and stop remove them', async () => {

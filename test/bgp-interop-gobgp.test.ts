@@ -8,29 +8,14 @@ import { until } from '../control/topology/agent-harness.js';
 import { GobgpProcess, type GobgpPath } from './support/bgp/gobgp.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { INTEROP_ROUTES, interopSession } from './support/bgp/interop.js';
-import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { BgpLink, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { gobgpPeerConfig } from './support/bgp/peer-configs.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-const CONFIG = `
-[global.config]
-  as = 65001
-  router-id = "${PEER.v4}"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "${XLB.v4}"
-    peer-as = 65002
-  [neighbors.transport.config]
-    passive-mode = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-`;
+const CONFIG = gobgpPeerConfig({ ipv6: true });
 
 /** A path's attributes by type code, without the type field. */
 function attrs(p: GobgpPath): Record<number, Record<string, unknown>> {

@@ -16,8 +16,9 @@ import { FrrProcess } from './support/bgp/frr.js';
 import { GobgpProcess } from './support/bgp/gobgp.js';
 import { Cleanup, recordingLog } from './support/bgp/harness.js';
 import { interopSession } from './support/bgp/interop.js';
-import { BgpLink, PEER, XLB } from './support/bgp/link.js';
+import { BgpLink, XLB } from './support/bgp/link.js';
 import { requirePrivileges } from './support/privileged.js';
+import { frrPeerConfig, gobgpPeerConfig } from './support/bgp/peer-configs.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -42,23 +43,7 @@ interface PeerConfig {
 async function startGobgp(ns: string, { password, passive }: PeerConfig): Promise<Peer> {
   const gobgp = await GobgpProcess.start(
     ns,
-    `
-[global.config]
-  as = 65001
-  router-id = "${PEER.v4}"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "${XLB.v4}"
-    peer-as = 65002
-    auth-password = "${password}"
-  [neighbors.transport.config]
-    passive-mode = ${passive}
-  [neighbors.timers.config]
-    connect-retry = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`,
+    gobgpPeerConfig({ password, passive, connectRetry: 1 }),
   );
   return {
     established: () => gobgp.established(XLB.v4),
@@ -69,19 +54,7 @@ async function startGobgp(ns: string, { password, passive }: PeerConfig): Promis
 }
 
 async function startFrr(ns: string, { password, passive }: PeerConfig): Promise<Peer> {
-  const frr = await FrrProcess.start(
-    ns,
-    `
-hostname xlbt-frr
-router bgp 65001
- bgp router-id ${PEER.v4}
- no bgp ebgp-requires-policy
- neighbor ${XLB.v4} remote-as 65002
- neighbor ${XLB.v4} password ${password}
- neighbor ${XLB.v4} timers connect 1
-${passive ? ` neighbor ${XLB.v4} passive` : ''}
-`,
-  );
+  const frr = await FrrProcess.start(ns, frrPeerConfig({ password, passive, connectRetry: 1 }));
   return {
     established: () => frr.bgpState(XLB.v4) === 'Established',
     hasRoute: (prefix) => frr.route('ipv4', prefix) !== undefined,

@@ -156,21 +156,7 @@ describe('BFD sessions over loopback', () => {
       requiredMinRxInterval: 30_000,
       detectMult: 3,
     });
-    const down = {
-      diag: 0,
-      state: BfdState.Down,
-      poll: false,
-      final: false,
-      controlPlaneIndependent: false,
-      demand: false,
-      multipoint: false,
-      detectMult: 3,
-      myDiscriminator: 77,
-      yourDiscriminator: 0,
-      desiredMinTxInterval: 1_000_000,
-      requiredMinRxInterval: 30_000,
-      requiredMinEchoRxInterval: 0,
-    };
+    const down = downControl(77);
     raw.send(encodeControl(down), e.port, '127.0.0.1');
     const reply = await nextPacket(raw);
     expect(reply.packet).toMatchObject({ state: BfdState.Init, yourDiscriminator: 77 });
@@ -283,7 +269,11 @@ describe('BFD sessions over loopback', () => {
 
 /** A peer's first packet: Down, not knowing our discriminator yet. Accepted, it takes the session to Init. */
 function downPacket(myDiscriminator: number): Buffer {
-  return encodeControl({
+  return encodeControl(downControl(myDiscriminator));
+}
+
+function downControl(myDiscriminator: number): Omit<ControlPacket, 'version' | 'authentication'> {
+  return {
     diag: 0,
     state: BfdState.Down,
     poll: false,
@@ -297,7 +287,7 @@ function downPacket(myDiscriminator: number): Buffer {
     desiredMinTxInterval: 1_000_000,
     requiredMinRxInterval: 30_000,
     requiredMinEchoRxInterval: 0,
-  });
+  };
 }
 
 /**
